@@ -1,0 +1,2 @@
+# Empty dependencies file for hvmm_memory.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,65 @@
+// Every guest-physical address hvmm uses, in one place (x86-64).
+//
+//  0x0000_0000  real-mode IVT/BDA (left alone)
+//  0x0000_0500  boot GDT (Linux boot protocol: __BOOT_CS=0x10, __BOOT_DS=0x18)
+//  0x0000_7000  zero page (struct boot_params)
+//  0x0000_9000  PML4, then PDPTs, then PDs for the low 4 GiB (identity map)
+//  0x0002_0000  kernel command line (up to 64 KiB)
+//  0x0003_0000  setup_data with the flattened device tree (up to 444 KiB)
+//  0x0010_0000  kernel (the built-in kernel links here; bzImage protected-mode part goes here too)
+//  RAM continues up to 3 GiB; the hole [3 GiB, 4 GiB) holds MMIO; RAM resumes at 4 GiB.
+#pragma once
+#include <cstdint>
+
+namespace hvmm::layout {
+
+inline constexpr uint64_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB, TiB = 1024 * GiB;
+
+inline constexpr uint64_t kBootGdt = 0x500;
+inline constexpr uint64_t kZeroPage = 0x7000;
+inline constexpr uint64_t kPml4 = 0x9000;
+inline constexpr uint64_t kPdpt = 0xA000;       // up to kMaxPdpts tables, 512 GiB each (1 GiB pages)
+inline constexpr uint64_t kMaxPdpts = 4;
+inline constexpr uint64_t kLowPd = kPdpt + kMaxPdpts * 0x1000;  // 4 PDs (2 MiB pages) for [0, 4 GiB)
+inline constexpr uint64_t kPageTablesEnd = kLowPd + 4 * 0x1000;
+inline constexpr uint64_t kCmdline = 0x20000;
+inline constexpr uint64_t kCmdlineMax = 0x10000;
+inline constexpr uint64_t kSetupData = 0x30000;
+inline constexpr uint64_t kSetupDataMax = 0x6F000;
+inline constexpr uint64_t kEbdaStart = 0x9FC00;   // reserved in e820 up to 1 MiB
+inline constexpr uint64_t kKernelStart = 0x100000;
+
+// The MMIO hole below 4 GiB.
+inline constexpr uint64_t kHoleStart = 3 * GiB;
+inline constexpr uint64_t kHoleEnd = 4 * GiB;
+inline constexpr uint64_t kVirtioMmioBase = 0xD000'0000;  // one 4 KiB slot per virtio device
+inline constexpr uint64_t kVirtioMmioSlot = 0x1000;
+inline constexpr uint64_t kVirtioMmioSlots = 8;
+inline constexpr uint64_t kIoapic = 0xFEC0'0000;
+inline constexpr uint64_t kLapic = 0xFEE0'0000;
+
+// Limits of what we map: identity page tables cover up to kMaxPdpts * 512 GiB.
+inline constexpr uint64_t kMinRam = 16 * MiB;
+inline constexpr uint64_t kMaxRam = 1 * TiB;
+inline constexpr uint64_t kRamAlign = 2 * MiB;
+
+// Guest-physical RAM regions for a VM of `ram` bytes: [0, lo) and, if needed, [4 GiB, 4 GiB + hi).
+struct RamSplit {
+  uint64_t low_bytes;
+  uint64_t high_bytes;
+};
+constexpr RamSplit split_ram(uint64_t ram) {
+  return ram <= kHoleStart ? RamSplit{ram, 0} : RamSplit{kHoleStart, ram - kHoleStart};
+}
+// One past the highest guest-physical RAM address.
+constexpr uint64_t ram_end(uint64_t ram) {
+  auto s = split_ram(ram);
+  return s.high_bytes ? kHoleEnd + s.high_bytes : s.low_bytes;
+}
+
+static_assert(kPageTablesEnd <= kCmdline);
+static_assert(kCmdline + kCmdlineMax <= kSetupData);
+static_assert(kSetupData + kSetupDataMax <= kEbdaStart);
+static_assert(kMaxRam <= kMaxPdpts * 512 * GiB - (kHoleEnd - kHoleStart));
+
+}  // namespace hvmm::layout
