@@ -19,9 +19,8 @@ enum class Hypercall : uint32_t {
   kWait = 3,          // a0 = GPA of a u32, a1 = expected value, a2 = timeout ns: block while *a0 == a1
   kWake = 4,          // a0 = GPA of a u32: wake vCPUs waiting on it
   kPanic = 5,         // a0 = vector, a1 = error code, a2 = rip, a3 = fault address (cr2): report and stop
-  kExit = 6,          // a0 = exit code
-  kHyperallocRegister = 7,  // a0 = GPA of a hyperalloc::Registration
-  kNow = 8,           // ret = host monotonic nanoseconds (for benchmarks)
+  kHyperallocRegister = 6,  // a0 = GPA of a hyperalloc::Registration
+  kNow = 7,           // ret = host monotonic nanoseconds (for benchmarks)
 };
 
 enum class HypercallStatus : int64_t { kOk = 0, kInvalid = -1, kUnsupported = -2, kTimedOut = -3 };

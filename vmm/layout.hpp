@@ -8,6 +8,8 @@
 //  0x0003_0000  setup_data with the flattened device tree (up to 444 KiB)
 //  0x0010_0000  kernel (the built-in kernel links here; bzImage protected-mode part goes here too)
 //  RAM continues up to 3 GiB; the hole [3 GiB, 4 GiB) holds MMIO; RAM resumes at 4 GiB.
+//  When there is RAM above 4 GiB, the top 2 MiB frames of low RAM hold its page directories
+//  (2 MiB pages: KVM may offer no 1 GiB pages), reserved in e820 and in the FDT reserve map.
 #pragma once
 #include <cstdint>
 
@@ -18,7 +20,7 @@ inline constexpr uint64_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB, TiB = 
 inline constexpr uint64_t kBootGdt = 0x500;
 inline constexpr uint64_t kZeroPage = 0x7000;
 inline constexpr uint64_t kPml4 = 0x9000;
-inline constexpr uint64_t kPdpt = 0xA000;       // up to kMaxPdpts tables, 512 GiB each (1 GiB pages)
+inline constexpr uint64_t kPdpt = 0xA000;       // up to kMaxPdpts tables, 512 GiB each
 inline constexpr uint64_t kMaxPdpts = 4;
 inline constexpr uint64_t kLowPd = kPdpt + kMaxPdpts * 0x1000;  // 4 PDs (2 MiB pages) for [0, 4 GiB)
 inline constexpr uint64_t kPageTablesEnd = kLowPd + 4 * 0x1000;
@@ -55,6 +57,19 @@ constexpr RamSplit split_ram(uint64_t ram) {
 constexpr uint64_t ram_end(uint64_t ram) {
   auto s = split_ram(ram);
   return s.high_bytes ? kHoleEnd + s.high_bytes : s.low_bytes;
+}
+
+// Page directories for [4 GiB, ram_end): one 4 KiB table per GiB, at the top of low RAM, in whole
+// 2 MiB frames (so the guest allocator loses whole huge frames, not partial ones).
+struct Range {
+  uint64_t start, size;
+};
+constexpr Range high_page_tables(uint64_t ram) {
+  auto s = split_ram(ram);
+  if (!s.high_bytes) return {0, 0};
+  uint64_t tables = (s.high_bytes + GiB - 1) / GiB;
+  uint64_t size = (tables * 0x1000 + 2 * MiB - 1) / (2 * MiB) * (2 * MiB);
+  return {s.low_bytes - size, size};
 }
 
 static_assert(kPageTablesEnd <= kCmdline);

@@ -1,0 +1,51 @@
+// The built-in guest's hypercall port (guest-alloc/abi_ports.hpp): a 32-bit write carries the GPA
+// of a HypercallRequest, which is validated, served in the calling vCPU thread, and answered in
+// its `ret` field. Sleep and wait block that vCPU thread only (interruptible by stop()).
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+
+#include "devices/bus.hpp"
+#include "devices/vm_control.hpp"
+#include "guest-alloc/abi_ports.hpp"
+#include "vmm/guest_memory.hpp"
+
+namespace hvmm {
+
+class HypercallPort : public BusDevice {
+ public:
+  HypercallPort(const GuestMemory& mem, VmControl& vm, ConsoleSink& console);
+  void bus_read(uint64_t offset, uint8_t* data, unsigned len) override;
+  void bus_write(uint64_t offset, const uint8_t* data, unsigned len) override;
+
+  // Wakes every blocked sleep/wait; later ones return at once. Called when the VM stops.
+  void stop();
+  // Serves kHyperallocRegister (a0 = GPA of the record); without a handler the call is unsupported.
+  void set_register_handler(std::function<int64_t(uint64_t gpa)> h) { register_ = std::move(h); }
+
+  uint64_t calls() const { return calls_.load(); }
+  uint64_t invalid() const { return invalid_.load(); }
+
+ private:
+  int64_t dispatch(const abi::HypercallRequest& r);
+  int64_t wait(uint64_t gpa, uint32_t expected, uint64_t timeout_ns);
+  int64_t sleep(uint64_t ns);
+  int64_t wake();
+  void panic(const abi::HypercallRequest& r);
+  void note_invalid(const char* what, uint64_t value);
+
+  const GuestMemory& mem_;
+  VmControl& vm_;
+  ConsoleSink& console_;
+  std::function<int64_t(uint64_t)> register_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopped_ = false;
+  uint64_t wake_gen_ = 0;
+  std::atomic<uint64_t> calls_{0}, invalid_{0};
+};
+
+}  // namespace hvmm

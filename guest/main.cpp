@@ -1,0 +1,25 @@
+// kernel_main: where every vCPU arrives at CPL3 after the ring-0 entry (entry.S).
+#include <cstdint>
+
+#include "guest/boot_info.hpp"
+#include "guest/console.hpp"
+#include "guest/hypercall.hpp"
+#include "guest/smp.hpp"
+#include "guest/workload.hpp"
+
+namespace guest {
+// The default when no --workload is given.
+const char* const kDefaultWorkload = "info";
+BootInfo g_boot;
+}  // namespace guest
+
+extern "C" [[noreturn]] void kernel_main(unsigned cpu, const void* zero_page) {
+  using namespace guest;
+  if (cpu != 0) ap_main(cpu);
+  parse_boot_info(zero_page, g_boot);
+  smp_init(g_boot.cpus);
+  const char* w = *g_boot.workload ? g_boot.workload : kDefaultWorkload;
+  uint32_t rc = run_workload(g_boot, w);
+  console_flush();
+  exit_vm(rc);
+}

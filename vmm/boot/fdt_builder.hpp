@@ -1,0 +1,54 @@
+// The flattened device tree hvmm hands to its built-in guest kernel (in a SETUP_DTB setup_data
+// entry). Built with libfdt's sequential-write API. The guest parses exactly this schema:
+//
+//   /memreserve/ <high page tables>;   // layout::high_page_tables(), when RAM > 3 GiB
+//   / {
+//     #address-cells = <2>; #size-cells = <2>; compatible = "hvmm,vm";
+//     chosen { bootargs = "<command line>"; };
+//     memory@0 {
+//       device_type = "memory";
+//       reg = <0 0  low_hi low_lo>, <1 0  high_hi high_lo>;   // (addr, size) pairs, 2+2 cells each,
+//     };                                                       // [0, low) and, when RAM > 3 GiB,
+//                                                              // [4 GiB, 4 GiB + high) (layout::split_ram)
+//     cpus {
+//       #address-cells = <1>; #size-cells = <0>;
+//       hvmm,tsc-hz = /bits/ 64 <tsc_hz>;                       // u64 = two big-endian cells
+//       cpu@N { device_type = "cpu"; reg = <N>; };              // N = index = APIC ID, N in hex
+//     };
+//     hyperalloc {                                              // only when the install port is set
+//       compatible = "hvmm,hyperalloc"; hvmm,install-port = <port>;   // u32
+//     };
+//     virtio_mmio@<base in lower-case hex> {                    // one per device, in config order
+//       compatible = "virtio,mmio"; reg = <base_hi base_lo size_hi size_lo>; interrupts = <irq>;
+//     };
+//   };
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hvmm::boot {
+
+struct VirtioMmioNode {
+  uint64_t base;
+  uint64_t size;
+  uint32_t irq;
+};
+
+struct FdtConfig {
+  uint64_t ram_bytes;
+  unsigned cpus;  // 1..kFdtMaxCpus
+  uint64_t tsc_hz;
+  std::string bootargs;
+  std::optional<uint16_t> hyperalloc_install_port;
+  std::vector<VirtioMmioNode> virtio;
+};
+
+inline constexpr unsigned kFdtMaxCpus = 255;  // xAPIC IDs
+
+// Returns the finished, packed blob (fdt_totalsize bytes). Throws std::invalid_argument for a
+// nonsensical config and std::runtime_error("building the device tree: <step>: <libfdt error>").
+std::vector<uint8_t> build_fdt(const FdtConfig& cfg);
+
+}  // namespace hvmm::boot

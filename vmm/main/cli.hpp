@@ -1,0 +1,28 @@
+// The `hvmm` command line: `hvmm run …` boots a VM, `hvmm ctl …` talks to a running one.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "vmm/vm.hpp"
+
+namespace hvmm::cli {
+
+struct RunOptions {
+  std::string mem = "2G";
+  unsigned cpus = 2;
+  std::string kernel;
+  std::string cmdline;
+  std::string workload;
+  std::string auto_reclaim;  // empty: off; otherwise the period ("" given as flag -> default)
+  bool auto_reclaim_set = false;
+  std::string reclaim = "hyperalloc";
+  std::string api_sock;
+  bool quiet = false;
+};
+
+// Validates the options into a VmConfig; throws std::invalid_argument with a one-line message.
+VmConfig make_vm_config(const RunOptions& o);
+// Boots and runs the VM; returns hvmm's exit status.
+int run_vm(const RunOptions& o);
+
+}  // namespace hvmm::cli

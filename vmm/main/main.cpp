@@ -1,0 +1,60 @@
+// hvmm: a KVM micro-VMM with memory reclamation built in. See README.md and DESIGN.md.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <exception>
+
+#include "devices/vm_control.hpp"
+#include "vmm/api/client.hpp"
+#include "vmm/main/cli.hpp"
+
+int main(int argc, char** argv) {
+  using namespace hvmm;
+  CLI::App app{"hvmm: a KVM micro-VMM that takes free memory back from running VMs (HyperAlloc)"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+
+  cli::RunOptions ro;
+  auto* run = app.add_subcommand("run", "Boot a VM (the built-in guest kernel unless --kernel is given)");
+  run->add_option("--mem", ro.mem, "Guest RAM: a multiple of 2 MiB, with suffix K/M/G/T (16M .. 1T)")->capture_default_str();
+  run->add_option("--cpus", ro.cpus, "Number of vCPUs (1 .. 64)")->capture_default_str();
+  run->add_option("--kernel", ro.kernel, "ELF64 kernel to boot instead of the built-in one");
+  run->add_option("--cmdline", ro.cmdline, "Kernel command line");
+  run->add_option("--workload", ro.workload,
+                  "Steps for the built-in kernel, separated by ';' (e.g. \"info; sleep 2s; exit 3\"). "
+                  "Steps: info, sleep DURATION, exit [CODE], fault. Default: a demo");
+  run->add_option("--auto-reclaim", ro.auto_reclaim, "Reclaim free guest memory continuously [PERIOD] (not available yet)")
+      ->expected(0, 1);
+  run->add_option("--reclaim", ro.reclaim, "Reclamation mechanism: hyperalloc | balloon | none")->capture_default_str();
+  run->add_option("--api-sock", ro.api_sock, "Serve the control API on this Unix socket (see `hvmm ctl`)");
+  run->add_flag("--quiet", ro.quiet, "No live status line and no summary");
+
+  std::string sock;
+  std::vector<std::string> ctl_args;
+  auto* ctl = app.add_subcommand("ctl", "Control a running VM: status | resize SIZE | shutdown");
+  ctl->add_option("--api-sock", sock, "The VM's control socket (hvmm run --api-sock)")->required();
+  ctl->add_option("command", ctl_args, "status | resize SIZE | shutdown")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "hvmm: {}\nRun 'hvmm --help' (or 'hvmm run --help') for usage.\n", e.what());
+    return exit_status::kUsage;
+  }
+
+  try {
+    if (*ctl) return api::run_ctl(sock, ctl_args);
+    ro.auto_reclaim_set = run->count("--auto-reclaim") > 0;
+    return cli::run_vm(ro);
+  } catch (const std::invalid_argument& e) {
+    fmt::print(stderr, "hvmm: {}\n", e.what());
+    return exit_status::kUsage;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "hvmm: {}\n", e.what());
+    return exit_status::kHostError;
+  }
+}

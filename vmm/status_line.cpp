@@ -1,0 +1,131 @@
+#include "vmm/status_line.hpp"
+
+#include <fmt/format.h>
+#include <sys/ioctl.h>
+
+#include <cerrno>
+#include <exception>
+
+#include "vmm/api/size_parse.hpp"
+
+namespace hvmm {
+namespace {
+
+// Terminal width of fd, or 0 when unknown.
+size_t terminal_columns(int fd) {
+  winsize ws{};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) == 0) return ws.ws_col;
+  return 0;
+}
+
+// Cuts `s` to at most `columns` characters (UTF-8 code points), so the line never wraps: a wrapped
+// line cannot be redrawn in place with '\r'.
+void truncate_to(std::string& s, size_t columns) {
+  size_t chars = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) continue;  // continuation byte
+    if (++chars > columns) {
+      s.resize(i);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+bool status_line_enabled(bool quiet) { return !quiet && ::isatty(STDOUT_FILENO) && ::isatty(STDERR_FILENO); }
+
+std::string format_duration(std::chrono::steady_clock::duration d) {
+  const double s = std::chrono::duration<double>(d).count();
+  if (s < 60) return fmt::format("{:.1f}s", s);
+  const auto total = static_cast<long long>(s);
+  if (s < 3600) return fmt::format("{}m {:04.1f}s", total / 60, s - static_cast<double>(total / 60 * 60));
+  return fmt::format("{}h {:02}m {:02}s", total / 3600, total / 60 % 60, total % 60);
+}
+
+StatusLine::StatusLine(FootprintMeter& meter, std::function<std::string()> fields, bool show,
+                       std::chrono::milliseconds period, int out_fd)
+    : meter_(meter),
+      fields_(std::move(fields)),
+      show_(show),
+      period_(period.count() > 0 ? period : std::chrono::milliseconds(1)),
+      out_fd_(out_fd),
+      start_(std::chrono::steady_clock::now()) {
+  meter_.sample(read_process_rss_bytes(), start_);  // the integral starts now
+  thread_ = std::thread([this] { run(); });
+}
+
+StatusLine::~StatusLine() { stop(); }
+
+void StatusLine::run() {
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, period_, [this] { return stop_requested_; })) {
+    lock.unlock();
+    sample_now();
+    if (show_) draw();
+    lock.lock();
+  }
+}
+
+void StatusLine::sample_now() { meter_.sample(read_process_rss_bytes(), std::chrono::steady_clock::now()); }
+
+void StatusLine::draw() {
+  std::string fields;
+  try {
+    fields = fields_ ? fields_() : std::string();
+  } catch (const std::exception& e) {
+    fields = fmt::format("(status unavailable: {})", e.what());
+  } catch (...) {
+    fields = "(status unavailable)";
+  }
+  std::string line = fmt::format("[{}] {}{}footprint {:.2f} GiB·min", format_duration(std::chrono::steady_clock::now() - start_),
+                                 fields, fields.empty() ? "" : " | ", meter_.gib_minutes());
+  if (const size_t cols = terminal_columns(out_fd_); cols > 1) truncate_to(line, cols - 1);
+  write_out("\r" + line + "\x1b[K");
+}
+
+void StatusLine::write_out(const std::string& s) const {
+  // One write per update so concurrent writers cannot split the line; short writes on a terminal
+  // are not worth more than a retry loop.
+  const char* p = s.data();
+  size_t left = s.size();
+  while (left > 0) {
+    const ssize_t n = ::write(out_fd_, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+void StatusLine::stop() {
+  // call_once: a concurrent second caller waits for the first instead of joining the thread twice.
+  std::call_once(stop_once_, [this] {
+    {
+      std::lock_guard lock(mu_);
+      stop_requested_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    const auto end = std::chrono::steady_clock::now();
+    meter_.sample(read_process_rss_bytes(), end);
+    {
+      std::lock_guard lock(mu_);
+      stopped_ = true;
+      end_ = end;
+    }
+    if (show_) write_out("\r\x1b[K" + summary() + "\n");
+  });
+}
+
+std::string StatusLine::summary() const {
+  std::chrono::steady_clock::time_point end;
+  {
+    std::lock_guard lock(mu_);
+    end = stopped_ ? end_ : std::chrono::steady_clock::now();
+  }
+  return fmt::format("ran {}, peak RSS {}, footprint {:.2f} GiB·min", format_duration(end - start_),
+                     format_size(meter_.peak_bytes()), meter_.gib_minutes());
+}
+
+}  // namespace hvmm

@@ -1,0 +1,210 @@
+#include "vmm/vm.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fmt/format.h>
+#include <stdexcept>
+
+#include "guest-alloc/abi_ports.hpp"
+#include "vmm/boot/boot_params.hpp"
+#include "vmm/boot/elf_loader.hpp"
+#include "vmm/boot/fdt_builder.hpp"
+#include "vmm/layout.hpp"
+#include "vmm/x86/long_mode.hpp"
+
+namespace hvmm {
+namespace {
+constexpr int kKickSignal = SIGUSR1;
+
+void install_kick_handler() {
+  struct sigaction sa{};
+  sa.sa_handler = [](int) {};  // only interrupts KVM_RUN
+  sigemptyset(&sa.sa_mask);
+  sigaction(kKickSignal, &sa, nullptr);  // no SA_RESTART: KVM_RUN returns EINTR
+}
+}  // namespace
+
+Vm::Vm(const VmConfig& cfg) : sys_(), vm_(sys_) {
+  if (cfg.cpus == 0 || cfg.cpus > sys_.max_vcpus())
+    throw std::runtime_error(fmt::format("--cpus {}: this host's KVM allows 1 to {}", cfg.cpus, sys_.max_vcpus()));
+  mem_ = std::make_unique<GuestMemory>(cfg.mem_bytes);
+  for (uint32_t slot = 0; auto& r : mem_->regions()) vm_.set_memory_region(slot++, r.gpa, r.size, r.hva);
+
+  serial_ = std::make_unique<Serial16550>(*this, *this);
+  exit_port_ = std::make_unique<ExitPort>(*this);
+  hypercalls_ = std::make_unique<HypercallPort>(*mem_, *this, *this);
+  pio_.add(abi::kPortSerial, 8, serial_.get());
+  pio_.add(abi::kPortExit, 4, exit_port_.get());
+  pio_.add(abi::kPortHypercall, 4, hypercalls_.get());
+
+  for (unsigned i = 0; i < cfg.cpus; i++) vcpus_.push_back(std::make_unique<KvmVcpu>(sys_, vm_, i));
+  boot(cfg);
+}
+
+Vm::~Vm() {
+  request_exit(exit_status::kHostError, {});
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+void Vm::boot(const VmConfig& cfg) {
+  std::vector<uint8_t> file;
+  std::span<const uint8_t> image = cfg.builtin_kernel;
+  std::string what = "loading the built-in kernel";
+  if (!cfg.kernel_path.empty()) {
+    what = "loading kernel " + cfg.kernel_path;
+    file = boot::read_file(cfg.kernel_path, what);
+    image = file;
+  }
+  auto kernel = boot::load_elf64(image, *mem_, what);
+  if (kernel.phys_start < layout::kKernelStart)
+    throw std::runtime_error(fmt::format("{}: segment at {:#x} overlaps the boot area below 1 MiB", what, kernel.phys_start));
+
+  auto supported = sys_.supported_cpuid();
+  x86::write_boot_gdt(*mem_);
+  x86::write_identity_page_tables(*mem_, cfg.mem_bytes);
+
+  std::string cmdline = cfg.cmdline;
+  if (!cfg.workload.empty()) cmdline += (cmdline.empty() ? "-- " : " -- ") + cfg.workload;
+  boot::FdtConfig fdt{cfg.mem_bytes, cfg.cpus, vcpus_[0]->tsc_khz() * 1000, cmdline, std::nullopt, {}};
+  auto dtb = boot::build_fdt(fdt);
+  boot::write_boot_params(*mem_, {cfg.mem_bytes, cmdline, dtb});
+
+  for (auto& v : vcpus_) {
+    v->set_cpuid(x86::vcpu_cpuid(supported, v->index(), cfg.cpus));
+    v->set_msrs(x86::boot_msrs());
+    auto s = v->get_sregs();
+    x86::setup_long_mode_sregs(s);
+    v->set_sregs(s);
+    v->set_regs(x86::boot_regs(kernel.entry));
+    v->set_mp_state_runnable();
+  }
+}
+
+int Vm::run() {
+  install_kick_handler();
+  // SIGINT/SIGTERM are taken synchronously below; every thread started from here inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  running_ = static_cast<unsigned>(vcpus_.size());
+  for (unsigned i = 0; i < vcpus_.size(); i++) threads_.emplace_back([this, i] { vcpu_thread(i); });
+
+  timespec tick{0, 50'000'000};
+  while (!stopping()) {
+    int sig = sigtimedwait(&stop_signals, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM)
+      request_exit(exit_status::kInterrupted, fmt::format("stopped by {}", sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    if (running_.load() == 0 && !stopping())
+      request_exit(0, "all vCPUs halted");
+  }
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
+  std::lock_guard lock(mu_);
+  if (!message_.empty()) fmt::print(stderr, "hvmm: {}\n", message_);
+  return status_;
+}
+
+void Vm::request_exit(int status, std::string message) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_.exchange(true)) return;
+    status_ = status;
+    message_ = std::move(message);
+  }
+  kick_all();
+}
+
+void Vm::kick_all() {
+  if (hypercalls_) hypercalls_->stop();
+  for (auto& v : vcpus_) v->run_data()->immediate_exit = 1;
+  std::lock_guard lock(mu_);
+  for (auto h : handles_) pthread_kill(h, kKickSignal);
+}
+
+void Vm::write(std::string_view bytes) {
+  std::lock_guard lock(out_mu_);
+  for (size_t off = 0; off < bytes.size();) {
+    ssize_t n = ::write(STDOUT_FILENO, bytes.data() + off, bytes.size() - off);
+    if (n <= 0) break;  // stdout gone: the guest's output is lost, the VM runs on
+    off += static_cast<size_t>(n);
+  }
+}
+
+void Vm::serial_out(uint8_t byte) { write(std::string_view(reinterpret_cast<const char*>(&byte), 1)); }
+
+void Vm::note_unhandled(const char* kind, uint64_t addr) {
+  if (unhandled_.fetch_add(1) < 8) fmt::print(stderr, "hvmm: guest accessed unmapped {} {:#x}; ignored\n", kind, addr);
+}
+
+void Vm::vcpu_thread(unsigned index) {
+  {
+    std::lock_guard lock(mu_);
+    handles_.push_back(pthread_self());
+  }
+  auto& vcpu = *vcpus_[index];
+  try {
+    while (!stopping()) {
+      if (!vcpu.run()) {
+        vcpu.run_data()->immediate_exit = 0;
+        continue;  // kicked: the loop condition decides
+      }
+      if (!handle_exit(vcpu)) break;
+    }
+  } catch (const std::exception& e) {
+    request_exit(exit_status::kHostError, fmt::format("vCPU {}: {}", index, e.what()));
+  }
+  running_.fetch_sub(1);
+}
+
+bool Vm::handle_exit(KvmVcpu& vcpu) {
+  kvm_run* run = vcpu.run_data();
+  switch (run->exit_reason) {
+    case KVM_EXIT_IO: {
+      auto* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
+      for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
+        bool ok = run->io.direction == KVM_EXIT_IO_OUT ? pio_.write(run->io.port, data, run->io.size)
+                                                       : pio_.read(run->io.port, data, run->io.size);
+        if (!ok) note_unhandled("port", run->io.port);
+      }
+      return true;
+    }
+    case KVM_EXIT_MMIO: {
+      bool ok = run->mmio.is_write ? mmio_.write(run->mmio.phys_addr, run->mmio.data, run->mmio.len)
+                                   : mmio_.read(run->mmio.phys_addr, run->mmio.data, run->mmio.len);
+      if (!ok) note_unhandled("MMIO address", run->mmio.phys_addr);
+      return true;
+    }
+    case KVM_EXIT_INTR:
+      return true;
+    case KVM_EXIT_HLT:
+      return false;  // no interrupts are ever delivered: a halted vCPU is done
+    case KVM_EXIT_SHUTDOWN:
+      request_exit(exit_status::kTripleFault,
+                   fmt::format("guest triple fault on vCPU {} at rip={:#x}", vcpu.index(), vcpu.get_regs().rip));
+      return false;
+    case KVM_EXIT_SYSTEM_EVENT:
+      request_exit(0, {});
+      return false;
+    case KVM_EXIT_INTERNAL_ERROR:
+      request_exit(exit_status::kKvmError, fmt::format("KVM internal error on vCPU {} (suberror {}) at rip={:#x}",
+                                                      vcpu.index(), run->internal.suberror, vcpu.get_regs().rip));
+      return false;
+    case KVM_EXIT_FAIL_ENTRY:
+      request_exit(exit_status::kKvmError, fmt::format("KVM entry failed on vCPU {} (reason {:#x})", vcpu.index(),
+                                                      run->fail_entry.hardware_entry_failure_reason));
+      return false;
+    default:
+      request_exit(exit_status::kKvmError, fmt::format("unexpected KVM exit {} on vCPU {}", run->exit_reason, vcpu.index()));
+      return false;
+  }
+}
+
+}  // namespace hvmm
