@@ -97,8 +97,9 @@ class LLFree {
         v_.bitfield[c].words[w] |= mask;
       }
       v_.children[c].word = Child::make(static_cast<uint16_t>(kFramesPerChild - bits::popcount(v_.bitfield[c])), false, false);
+      // Recount a tree once all of its children in the range are done.
       const uint64_t t = c / kChildrenPerTree;
-      if (t != last_tree) recount_tree(t);
+      if (t != last_tree && last_tree != ~uint64_t{0}) recount_tree(last_tree);
       last_tree = t;
     }
     if (last_tree != ~uint64_t{0}) recount_tree(last_tree);

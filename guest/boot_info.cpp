@@ -48,6 +48,11 @@ void parse_boot_info(const void* zero_page, BootInfo& out) {
     out.ram_bytes += r.size;
   }
 
+  for (int i = 0; i < fdt_num_mem_rsv(fdt) && out.reserved_count < BootInfo::kMaxRanges; i++) {
+    uint64_t addr, size;
+    if (fdt_get_mem_rsv(fdt, i, &addr, &size) == 0) out.reserved[out.reserved_count++] = {addr, size};
+  }
+
   int cpus = fdt_path_offset(fdt, "/cpus");
   if (cpus < 0) panic("boot: device tree has no /cpus");
   int node;

@@ -13,6 +13,8 @@ struct BootInfo {
   static constexpr unsigned kMaxRanges = 8;
   MemRange ram[kMaxRanges];
   unsigned ram_count = 0;
+  MemRange reserved[kMaxRanges];  // the FDT reserve map: boot data inside RAM
+  unsigned reserved_count = 0;
   uint64_t ram_bytes = 0;
   unsigned cpus = 0;
   uint64_t tsc_hz = 0;

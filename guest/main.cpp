@@ -4,6 +4,7 @@
 #include "guest/boot_info.hpp"
 #include "guest/console.hpp"
 #include "guest/hypercall.hpp"
+#include "guest/mem.hpp"
 #include "guest/smp.hpp"
 #include "guest/workload.hpp"
 
@@ -13,11 +14,18 @@ const char* const kDefaultWorkload = "info";
 BootInfo g_boot;
 }  // namespace guest
 
+extern "C" void (*__init_array_start[])();
+extern "C" void (*__init_array_end[])();
+
 extern "C" [[noreturn]] void kernel_main(unsigned cpu, const void* zero_page) {
   using namespace guest;
   if (cpu != 0) ap_main(cpu);
+  // Global constructors (default member initialisers of globals); the APs only wait until the BSP
+  // hands them work, so running these on the BSP alone is enough.
+  for (auto* f = __init_array_start; f != __init_array_end; f++) (*f)();
   parse_boot_info(zero_page, g_boot);
   smp_init(g_boot.cpus);
+  mem_init(g_boot);
   const char* w = *g_boot.workload ? g_boot.workload : kDefaultWorkload;
   uint32_t rc = run_workload(g_boot, w);
   console_flush();

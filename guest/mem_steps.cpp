@@ -1,9 +1,155 @@
-// Memory workload steps (alloc, free, verify, stats): they arrive with the shared allocator.
+// Memory workload steps, spread over all vCPUs: alloc, alloc-huge, free, verify, stats.
+#include <atomic>
+
+#include "guest/arch.hpp"
+#include "guest/console.hpp"
+#include "guest/mem.hpp"
+#include "guest/parse.hpp"
+#include "guest/regions.hpp"
+#include "guest/smp.hpp"
 #include "guest/steps.hpp"
+#include "guest/workload.hpp"
 
 namespace guest {
+namespace {
+
+struct Job {
+  MemRegion* region;
+  uint64_t blocks;         // total wanted; 0 = until out of memory
+  uint64_t got;            // blocks allocated, summed over CPUs
+  uint64_t bad;            // blocks that failed verification
+  MemRegion* regions[kMaxRegions];
+  unsigned region_count;
+};
+
+uint64_t share(uint64_t total, unsigned cpu, unsigned ncpus) { return total / ncpus + (cpu < total % ncpus ? 1 : 0); }
+
+void job_fill(unsigned cpu, unsigned ncpus, void* arg) {
+  auto* j = static_cast<Job*>(arg);
+  uint64_t want = j->blocks ? share(j->blocks, cpu, ncpus) : 0;
+  uint64_t got = (j->blocks && want == 0) ? 0 : region_fill(*j->region, want);
+  std::atomic_ref<uint64_t>(j->got).fetch_add(got);
+}
+void job_release(unsigned, unsigned, void* arg) {
+  auto* j = static_cast<Job*>(arg);
+  for (unsigned i = 0; i < j->region_count; i++) region_release(*j->regions[i]);
+}
+void job_verify(unsigned, unsigned, void* arg) {
+  auto* j = static_cast<Job*>(arg);
+  uint64_t bad = 0;
+  for (unsigned i = 0; i < j->region_count; i++) bad += region_verify(*j->regions[i]);
+  std::atomic_ref<uint64_t>(j->bad).fetch_add(bad);
+}
+
+// Elapsed time since `t0` as "<ms>.<us> ms" pieces.
+struct Elapsed {
+  uint64_t us;
+};
+Elapsed since(uint64_t t0, const BootInfo& b) {
+  uint64_t ticks = rdtsc() - t0;
+  return {b.tsc_hz ? ticks * 1000'000 / b.tsc_hz : 0};
+}
+uint64_t mib_per_s(uint64_t bytes, Elapsed e) { return e.us ? bytes / e.us * 1000'000 / (1 << 20) : 0; }
+
+void release(MemRegion** regions, unsigned n) {
+  Job j{};
+  for (unsigned i = 0; i < n; i++) j.regions[j.region_count++] = regions[i];
+  run_on_all(job_release, &j);
+  for (unsigned i = 0; i < n; i++) regions[i]->live = false;
+}
+
+uint32_t do_alloc(const StepArgs& a, unsigned order, const char* usage) {
+  uint64_t bytes = 0;
+  bool all = a.argc == 2 && str_eq(a.argv[1], "all");
+  if (a.argc != 2 || (!all && (!parse_size(a.argv[1], bytes) || bytes == 0))) return step_usage(a, usage);
+  const uint64_t block = kPageSize << order;
+  if (!all && bytes % block) {
+    kprintf("workload: %s %s: not a multiple of the %lu KiB block size\n", a.argv[0], a.argv[1], block >> 10);
+    return kExitBadWorkload;
+  }
+  if (a.dry) return 0;
+  MemRegion* r = new_region(order);
+  if (!r) {
+    kprintf("%s: too many live regions (%u)\n", a.argv[0], kMaxRegions);
+    return kExitStepFailed;
+  }
+  Job j{};
+  j.region = r;
+  j.blocks = bytes / block;
+  uint64_t t0 = rdtsc();
+  run_on_all(job_fill, &j);
+  Elapsed e = since(t0, *a.boot);
+  uint64_t got = j.got * block;
+  if (!all && j.got < j.blocks) {
+    kprintf("%s %s: out of memory after %lu of %lu bytes\n", a.argv[0], a.argv[1], got, bytes);
+    release(&r, 1);
+    return kExitStepFailed;
+  }
+  kprintf("%s: %lu bytes in %lu KiB blocks, %lu.%03lu ms, %lu MiB/s\n", a.argv[0], got, block >> 10, e.us / 1000,
+          e.us % 1000, mib_per_s(got, e));
+  return 0;
+}
+
+uint32_t step_alloc(const StepArgs& a) { return do_alloc(a, 0, "alloc <size>|all"); }
+uint32_t step_alloc_huge(const StepArgs& a) { return do_alloc(a, kHugeOrder, "alloc-huge <size: multiple of 2M>|all"); }
+
+uint32_t step_free(const StepArgs& a) {
+  bool all = a.argc == 2 && str_eq(a.argv[1], "all");
+  if (a.argc > 2 || (a.argc == 2 && !all)) return step_usage(a, "free [all]");
+  if (a.dry) return 0;
+  MemRegion* regions[kMaxRegions];
+  unsigned n = 0;
+  if (all) n = live_regions(regions);
+  else if (MemRegion* r = newest_region()) regions[n++] = r;
+  if (n == 0) {
+    kprintf("free: nothing allocated\n");
+    return kExitStepFailed;
+  }
+  uint64_t t0 = rdtsc();
+  release(regions, n);
+  Elapsed e = since(t0, *a.boot);
+  kprintf("free: %u region(s), %lu.%03lu ms\n", n, e.us / 1000, e.us % 1000);
+  return 0;
+}
+
+uint32_t step_verify(const StepArgs& a) {
+  if (a.argc != 1) return step_usage(a, "verify");
+  if (a.dry) return 0;
+  Job j{};
+  j.region_count = live_regions(j.regions);
+  uint64_t blocks = 0;
+  for (unsigned i = 0; i < j.region_count; i++) blocks += region_blocks(*j.regions[i]);
+  uint64_t t0 = rdtsc();
+  run_on_all(job_verify, &j);
+  Elapsed e = since(t0, *a.boot);
+  if (j.bad) {
+    kprintf("verify: FAILED: %lu of %lu blocks corrupted\n", j.bad, blocks);
+    return kExitStepFailed;
+  }
+  kprintf("verify: ok, %lu blocks in %u region(s), %lu.%03lu ms\n", blocks, j.region_count, e.us / 1000, e.us % 1000);
+  return 0;
+}
+
+uint32_t step_stats(const StepArgs& a) {
+  if (a.argc != 1) return step_usage(a, "stats");
+  if (a.dry) return 0;
+  uint64_t free = mem_free_bytes();
+  kprintf("free=%lu used=%lu huge_free=%lu\n", free, a.boot->ram_bytes > free ? a.boot->ram_bytes - free : 0,
+          mem_free_huge());
+  return 0;
+}
+
+}  // namespace
+
 extern const StepDef kMemSteps[];
 extern const unsigned kMemStepCount;
-const StepDef kMemSteps[] = {{"", "", nullptr}};
-const unsigned kMemStepCount = 0;
+const StepDef kMemSteps[] = {
+    {"alloc", "alloc <size>|all", step_alloc},
+    {"alloc-huge", "alloc-huge <size>|all", step_alloc_huge},
+    {"free", "free [all]", step_free},
+    {"verify", "verify", step_verify},
+    {"stats", "stats", step_stats},
+};
+const unsigned kMemStepCount = sizeof(kMemSteps) / sizeof(kMemSteps[0]);
+
 }  // namespace guest

@@ -100,6 +100,9 @@ QueueError Virtqueue::enable(const QueueConfig& cfg, uint16_t max_size) {
   if (!used_) return QueueError::used_outside_ram;
   cfg_ = cfg;
   ready_ = true;
+  // The used ring is the device's: start it clean (flags 0 = notifications wanted, idx 0).
+  store16(used_, 0, std::memory_order_relaxed);
+  store16(used_ + kUsedIdx, 0, std::memory_order_release);
   return QueueError::none;
 }
 

@@ -1,0 +1,114 @@
+#include "guest/mem.hpp"
+
+#include <atomic>
+
+#include "guest-alloc/abi_hyperalloc.hpp"
+#include "guest/arch.hpp"
+#include "guest/console.hpp"
+#include "guest/hypercall.hpp"
+#include "guest/percpu.hpp"
+
+extern "C" char __kernel_end[];
+
+namespace guest {
+namespace {
+using hvmm::alloc::Error;
+using hvmm::alloc::kFramesPerChild;
+
+hvmm::alloc::LLFree g_alloc;
+int g_install_port = -1;
+uint64_t g_installs = 0;
+hvmm::abi::hyperalloc::Registration g_registration;
+
+uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+// Asks the host to give back the backing of one 2 MiB frame before the guest touches it.
+void install(uint64_t huge_idx) {
+  if (g_install_port < 0) return;  // no hyperalloc device: nothing was ever taken
+  outl(static_cast<uint16_t>(g_install_port), static_cast<uint32_t>(huge_idx));
+  std::atomic_ref<uint64_t>(g_installs).fetch_add(1, std::memory_order_relaxed);
+}
+
+void register_with_host(const hvmm::alloc::Sizes&, void* trees, void* children, void* bitfield, uint64_t frames) {
+  auto& r = g_registration;
+  r = hvmm::abi::hyperalloc::layout_template();
+  auto v = g_alloc.shared();
+  r.first_pfn = 0;
+  r.frames = frames;
+  r.trees_gpa = reinterpret_cast<uintptr_t>(trees);
+  r.trees_len = v.trees_count() * sizeof(hvmm::alloc::Tree);
+  r.children_gpa = reinterpret_cast<uintptr_t>(children);
+  r.children_len = v.children_count() * sizeof(hvmm::alloc::Child);
+  r.bitfield_gpa = reinterpret_cast<uintptr_t>(bitfield);
+  r.bitfield_len = v.children_count() * sizeof(hvmm::alloc::Bitfield);
+  int64_t rc = hypercall(hvmm::abi::Hypercall::kHyperallocRegister, reinterpret_cast<uintptr_t>(&r));
+  if (rc != 0) {
+    kprintf("hyperalloc: the host refused our registration (status %ld); running without reclamation\n", rc);
+    g_install_port = -1;
+  }
+}
+}  // namespace
+
+hvmm::alloc::LLFree& allocator() { return g_alloc; }
+
+void mem_init(const BootInfo& boot) {
+  uint64_t end = 0;
+  for (unsigned i = 0; i < boot.ram_count; i++) end = end > boot.ram[i].start + boot.ram[i].size ? end : boot.ram[i].start + boot.ram[i].size;
+  const uint64_t frames = align_up(end, kFramesPerChild * kPageSize) / kPageSize;
+  auto sz = hvmm::alloc::LLFree::sizes(frames, boot.cpus);
+
+  // Allocator state right after the kernel image, each array 64-byte aligned.
+  uint64_t p = reinterpret_cast<uintptr_t>(__kernel_end);
+  auto place = [&](const hvmm::alloc::Region& r) {
+    p = align_up(p, r.align);
+    void* at = reinterpret_cast<void*>(p);
+    p += r.bytes;
+    return at;
+  };
+  void* trees = place(sz.trees);
+  void* children = place(sz.children);
+  void* bitfield = place(sz.bitfield);
+  void* locals = place(sz.locals);
+  const uint64_t meta_end = align_up(p, kPageSize);
+  if (!g_alloc.init(boot.cpus, frames, trees, children, bitfield, locals)) panic("mem: allocator init failed");
+
+  // Used: [0, end of our state), every gap between RAM ranges, and reserved boot data.
+  g_alloc.reserve_range(0, meta_end / kPageSize);
+  uint64_t cursor = 0;
+  for (unsigned i = 0; i < boot.ram_count; i++) {
+    const auto& r = boot.ram[i];
+    if (r.start > cursor) g_alloc.reserve_range(cursor / kPageSize, (r.start - cursor) / kPageSize);
+    cursor = r.start + r.size;
+  }
+  if (frames * kPageSize > cursor) g_alloc.reserve_range(cursor / kPageSize, frames - cursor / kPageSize);
+  for (unsigned i = 0; i < boot.reserved_count; i++)
+    g_alloc.reserve_range(boot.reserved[i].start / kPageSize, align_up(boot.reserved[i].size, kPageSize) / kPageSize);
+
+  g_install_port = boot.hyperalloc_port;
+  if (g_install_port >= 0) register_with_host(sz, trees, children, bitfield, frames);
+}
+
+bool mem_alloc(unsigned order, uint64_t& frame) {
+  auto r = g_alloc.get(this_cpu()->id, order);
+  if (!r.ok()) return false;
+  frame = r.frame;
+  if (r.reclaimed) {
+    const uint64_t first = r.frame / kFramesPerChild;
+    const uint64_t last = (r.frame + (1ull << order) - 1) / kFramesPerChild;
+    for (uint64_t h = first; h <= last; h++) install(h);
+  }
+  return true;
+}
+
+void mem_free(uint64_t frame, unsigned order) {
+  if (g_alloc.put(this_cpu()->id, frame, order) != Error::kOk) {
+    kprintf("mem: bad free of frame %#lx order %u\n", frame, order);
+    panic("mem: bad free");
+  }
+}
+
+uint64_t mem_free_bytes() { return g_alloc.free_frames() * kPageSize; }
+uint64_t mem_free_huge() { return g_alloc.free_huge(); }
+uint64_t mem_installs() { return std::atomic_ref<uint64_t>(g_installs).load(std::memory_order_relaxed); }
+
+}  // namespace guest

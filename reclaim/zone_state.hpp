@@ -1,0 +1,111 @@
+// The host side of HyperAlloc for one registered zone (DESIGN.md §5).
+//
+// State machine. The host keeps a private 2-bit state per 2 MiB huge frame; the shared child word
+// (free:14, huge:1, reclaimed:1) is the guest's. Every transition is decided by one CAS on that word
+// (llfree_host.hpp), so a guest allocation and a host reclaim can never both win:
+//
+//   operation          who         shared child (before -> after)               host table          host memory
+//   hard reclaim       shrink      free=512,!huge -> free=0,huge,reclaimed      INSTALLED/SOFT->HARD discard (unless SOFT)
+//                                  (tree -512 by CAS, fails if reserved)
+//   return             grow        huge,reclaimed -> free=512,!huge,reclaimed   HARD -> SOFT         nothing
+//   soft reclaim       auto thread free=512,!huge,!reclaimed -> +reclaimed      INSTALLED -> SOFT    discard
+//                                  (tree must be unreserved)
+//   install            vCPU thread reclaimed -> !reclaimed                      SOFT -> INSTALLED    populate
+//
+// Order: CAS the flag first, then discard; install populates first, then clears the flag. One mutex
+// per zone serialises every host operation (resize, soft reclaim, install), so a guest that
+// allocates a frame the host has just flagged blocks in its install until the discard is done.
+// Adjacent frames are discarded with one madvise call.
+//
+// "Usable" memory = guest RAM (GuestMemory::ram_bytes) minus hard-reclaimed frames: what the VM
+// looks like it has. Resize targets are usable bytes, met at 2 MiB granularity.
+//
+// EXCLUDED frames (see registration.hpp) are never reclaimed, discarded or installed.
+//
+// Nothing read from the shared words is trusted: inconsistencies are counted as anomalies and logged
+// (rate-limited); the host never asserts and never touches memory outside guest RAM. Install of a
+// frame that is already INSTALLED with the flag clear is counted as `redundant_installs`, not as an
+// anomaly: two guest CPUs that allocate from the same reclaimed child both see the flag and both
+// ask; the first one installs, the second finds nothing to do.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <string>
+
+#include "reclaim/huge_state_table.hpp"
+#include "reclaim/registration.hpp"
+#include "vmm/guest_memory.hpp"
+
+namespace hvmm::reclaim {
+
+struct ResizeResult {
+  uint64_t target_bytes = 0;
+  uint64_t usable_bytes = 0;  // after the operation
+  uint64_t moved_bytes = 0;   // hard-reclaimed (shrink) or returned (grow)
+  bool reached = false;       // usable <= target (shrink) / >= target (grow)
+  std::chrono::nanoseconds took{0};
+  std::string note;           // why the target was not reached (empty when it was)
+};
+
+enum class InstallResult { kInstalled, kRedundant, kRefused };
+
+struct ZoneStats {
+  uint64_t huge_frames = 0;                            // in the zone
+  uint64_t installed = 0, soft = 0, hard = 0, excluded = 0;  // frames per host state
+  uint64_t ram_bytes = 0;          // guest RAM
+  uint64_t usable_bytes = 0;       // ram_bytes - hard bytes
+  uint64_t guest_free_bytes = 0;   // shared tree counters, clamped (guest CPU reservations not visible)
+  uint64_t soft_bytes = 0, hard_bytes = 0;
+  uint64_t installs = 0, redundant_installs = 0;
+  uint64_t hard_reclaims = 0, soft_reclaims = 0, returns = 0;
+  uint64_t anomalies = 0;
+  uint64_t discard_failures = 0, populate_failures = 0;
+};
+
+class ZoneState {
+ public:
+  // `mem` must outlive this object. Frames the host must never touch become EXCLUDED here.
+  ZoneState(const GuestMemory& mem, const HostZone& zone);
+  ZoneState(const ZoneState&) = delete;
+  ZoneState& operator=(const ZoneState&) = delete;
+
+  // Shrinks or grows to `target_usable_bytes`.
+  ResizeResult resize(uint64_t target_usable_bytes);
+  // Hard-reclaims free huge frames (already-discarded SOFT ones first) until usable <= target.
+  ResizeResult shrink(uint64_t target_usable_bytes);
+  // Returns HARD frames (HARD -> SOFT, no memory work) until usable >= target.
+  ResizeResult grow(uint64_t target_usable_bytes);
+
+  // Soft-reclaims those of `huge_idx` that are INSTALLED and free/unreserved/unflagged right now;
+  // returns how many. Indices out of range are ignored (the caller is the host's own policy).
+  uint64_t soft_reclaim(std::span<const uint64_t> huge_idx);
+
+  // The guest's install request (vCPU thread, synchronous): populate, clear the flag, INSTALLED.
+  // Refused (and counted as an anomaly) when out of range, EXCLUDED, HARD, or not reclaimed at all.
+  InstallResult install(uint64_t huge_idx);
+
+  ZoneStats stats() const;         // lock-free: never waits for a running resize
+  uint64_t guest_free_bytes() const;
+  HugeState state(uint64_t huge_idx) const;  // takes the mutex; for tests and diagnostics
+  const HostZone& zone() const { return zone_; }
+  // Quiescent consistency check of the host table against the shared words (tests, debugging):
+  // number of frames whose state contradicts their child word.
+  uint64_t audit() const;
+
+ private:
+  uint64_t usable_locked() const;
+  void anomaly(const char* what, uint64_t idx) const;
+
+  const GuestMemory& mem_;
+  const HostZone zone_;
+  mutable std::mutex mu_;
+  HugeStateTable table_;  // guarded by mu_
+  uint64_t shrink_hint_ = 0;  // guarded by mu_
+  mutable std::atomic<uint64_t> installs_{0}, redundant_{0}, hard_reclaims_{0}, soft_reclaims_{0}, returns_{0},
+      anomalies_{0}, discard_failures_{0}, populate_failures_{0};
+};
+
+}  // namespace hvmm::reclaim
