@@ -65,7 +65,8 @@ int64_t HypercallPort::dispatch(const abi::HypercallRequest& r) {
     case Hypercall::kWait:
       return wait(r.args[0], static_cast<uint32_t>(r.args[1]), r.args[2]);
     case Hypercall::kWake:
-      return wake();
+      wake_all();
+      return status(HypercallStatus::kOk);
     case Hypercall::kPanic:
       panic(r);
       return status(HypercallStatus::kOk);
@@ -104,13 +105,12 @@ int64_t HypercallPort::wait(uint64_t gpa, uint32_t expected, uint64_t timeout_ns
   return status(HypercallStatus::kOk);
 }
 
-int64_t HypercallPort::wake() {
+void HypercallPort::wake_all() {
   {
     std::lock_guard lock(mu_);
     wake_gen_++;
   }
   cv_.notify_all();
-  return status(HypercallStatus::kOk);
 }
 
 void HypercallPort::stop() {

@@ -23,6 +23,9 @@ class HypercallPort : public BusDevice {
 
   // Wakes every blocked sleep/wait; later ones return at once. Called when the VM stops.
   void stop();
+  // Wakes every vCPU blocked in kWait (they re-check their word): the host's stand-in for an
+  // interrupt, e.g. when a virtio device has news for the guest's driver.
+  void wake_all();
   // Serves kHyperallocRegister (a0 = GPA of the record); without a handler the call is unsupported.
   void set_register_handler(std::function<int64_t(uint64_t gpa)> h) { register_ = std::move(h); }
 
@@ -33,7 +36,6 @@ class HypercallPort : public BusDevice {
   int64_t dispatch(const abi::HypercallRequest& r);
   int64_t wait(uint64_t gpa, uint32_t expected, uint64_t timeout_ns);
   int64_t sleep(uint64_t ns);
-  int64_t wake();
   void panic(const abi::HypercallRequest& r);
   void note_invalid(const char* what, uint64_t value);
 

@@ -59,6 +59,11 @@ void parse_boot_info(const void* zero_page, BootInfo& out) {
   fdt_for_each_subnode(node, fdt, cpus) out.cpus++;
   auto* tsc = static_cast<const fdt32_t*>(fdt_getprop(fdt, cpus, "hvmm,tsc-hz", &len));
   if (tsc && len == 8) out.tsc_hz = read_cells(tsc, 2);
+  auto* wl = static_cast<const fdt32_t*>(fdt_getprop(fdt, cpus, "hvmm,workload-cpus", &len));
+  if (wl && len == 4 && fdt32_to_cpu(*wl) > 0 && fdt32_to_cpu(*wl) < out.cpus) {
+    out.service_cpus = out.cpus - fdt32_to_cpu(*wl);
+    out.cpus = fdt32_to_cpu(*wl);
+  }
 
   int chosen = fdt_path_offset(fdt, "/chosen");
   if (auto* args = static_cast<const char*>(fdt_getprop(fdt, chosen, "bootargs", &len)); args && len > 0) {
@@ -66,6 +71,12 @@ void parse_boot_info(const void* zero_page, BootInfo& out) {
     const char* sep = strstr(args, "-- ");
     while (sep && sep != args && sep[-1] != ' ') sep = strstr(sep + 1, "-- ");
     if (sep) out.workload = sep + 3;
+  }
+
+  fdt_for_each_subnode(node, fdt, 0) {
+    if (fdt_node_check_compatible(fdt, node, "virtio,mmio") != 0 || out.virtio_count == BootInfo::kMaxVirtio) continue;
+    auto* r = static_cast<const fdt32_t*>(fdt_getprop(fdt, node, "reg", &len));
+    if (r && len == 16) out.virtio[out.virtio_count++] = {read_cells(r, 2), read_cells(r + 2, 2)};
   }
 
   int ha = fdt_path_offset(fdt, "/hyperalloc");

@@ -16,10 +16,14 @@ struct BootInfo {
   MemRange reserved[kMaxRanges];  // the FDT reserve map: boot data inside RAM
   unsigned reserved_count = 0;
   uint64_t ram_bytes = 0;
-  unsigned cpus = 0;
+  unsigned cpus = 0;          // CPUs that run the workload (indices 0 .. cpus-1)
+  unsigned service_cpus = 0;  // CPUs after those, which run drivers (service_main)
   uint64_t tsc_hz = 0;
   const char* bootargs = "";
   int hyperalloc_port = -1;  // -1: no hyperalloc device
+  static constexpr unsigned kMaxVirtio = 8;
+  MemRange virtio[kMaxVirtio];  // virtio-mmio register windows, in FDT order
+  unsigned virtio_count = 0;
   const char* workload = "";  // everything after " -- " on the command line
 };
 

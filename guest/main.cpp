@@ -5,6 +5,7 @@
 #include "guest/console.hpp"
 #include "guest/hypercall.hpp"
 #include "guest/mem.hpp"
+#include "guest/service.hpp"
 #include "guest/smp.hpp"
 #include "guest/workload.hpp"
 
@@ -19,13 +20,18 @@ extern "C" void (*__init_array_end[])();
 
 extern "C" [[noreturn]] void kernel_main(unsigned cpu, const void* zero_page) {
   using namespace guest;
-  if (cpu != 0) ap_main(cpu);
+  if (cpu != 0) {
+    if (ap_is_service(cpu)) service_main(cpu, g_boot);
+    ap_main(cpu);
+  }
   // Global constructors (default member initialisers of globals); the APs only wait until the BSP
   // hands them work, so running these on the BSP alone is enough.
   for (auto* f = __init_array_start; f != __init_array_end; f++) (*f)();
   parse_boot_info(zero_page, g_boot);
+  publish_cpu_roles(g_boot);
   smp_init(g_boot.cpus);
   mem_init(g_boot);
+  service_cpus_release();
   const char* w = *g_boot.workload ? g_boot.workload : kDefaultWorkload;
   uint32_t rc = run_workload(g_boot, w);
   console_flush();

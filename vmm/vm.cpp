@@ -12,7 +12,12 @@
 #include "vmm/boot/boot_params.hpp"
 #include "vmm/boot/elf_loader.hpp"
 #include "vmm/boot/fdt_builder.hpp"
+#include "reclaim/footprint.hpp"
+#include "vmm/api/server.hpp"
+#include "vmm/api/size_parse.hpp"
 #include "vmm/layout.hpp"
+#include "vmm/reclaim_none.hpp"
+#include "vmm/status_line.hpp"
 #include "vmm/x86/long_mode.hpp"
 
 namespace hvmm {
@@ -27,7 +32,7 @@ void install_kick_handler() {
 }
 }  // namespace
 
-Vm::Vm(const VmConfig& cfg) : sys_(), vm_(sys_) {
+Vm::Vm(const VmConfig& cfg) : sys_(), vm_(sys_), cfg_(cfg) {
   if (cfg.cpus == 0 || cfg.cpus > sys_.max_vcpus())
     throw std::runtime_error(fmt::format("--cpus {}: this host's KVM allows 1 to {}", cfg.cpus, sys_.max_vcpus()));
   mem_ = std::make_unique<GuestMemory>(cfg.mem_bytes);
@@ -40,8 +45,18 @@ Vm::Vm(const VmConfig& cfg) : sys_(), vm_(sys_) {
   pio_.add(abi::kPortExit, 4, exit_port_.get());
   pio_.add(abi::kPortHypercall, 4, hypercalls_.get());
 
-  for (unsigned i = 0; i < cfg.cpus; i++) vcpus_.push_back(std::make_unique<KvmVcpu>(sys_, vm_, i));
-  boot(cfg);
+  // The mechanism adds its devices (and maybe service vCPUs) before the vCPUs and the FDT exist.
+  reclaim_ = cfg.reclaim ? cfg.reclaim : std::make_shared<NoReclaim>();
+  boot::FdtConfig fdt{cfg.mem_bytes, cfg.cpus, 0, {}, std::nullopt, {}};
+  VmWiring wiring{*mem_, pio_, mmio_, fdt, *hypercalls_, cfg.cpus};
+  reclaim_->attach(wiring);
+  const unsigned total = cfg.cpus + wiring.service_cpus;
+  if (total > sys_.max_vcpus() || total > boot::kFdtMaxCpus)
+    throw std::runtime_error(fmt::format("{} workload + {} service vCPUs: more than this host allows", cfg.cpus, wiring.service_cpus));
+  fdt.cpus = total;
+  fdt.workload_cpus = cfg.cpus;
+  for (unsigned i = 0; i < total; i++) vcpus_.push_back(std::make_unique<KvmVcpu>(sys_, vm_, i));
+  boot(cfg, fdt);
 }
 
 Vm::~Vm() {
@@ -50,7 +65,7 @@ Vm::~Vm() {
     if (t.joinable()) t.join();
 }
 
-void Vm::boot(const VmConfig& cfg) {
+void Vm::boot(const VmConfig& cfg, boot::FdtConfig& fdt) {
   std::vector<uint8_t> file;
   std::span<const uint8_t> image = cfg.builtin_kernel;
   std::string what = "loading the built-in kernel";
@@ -69,12 +84,13 @@ void Vm::boot(const VmConfig& cfg) {
 
   std::string cmdline = cfg.cmdline;
   if (!cfg.workload.empty()) cmdline += (cmdline.empty() ? "-- " : " -- ") + cfg.workload;
-  boot::FdtConfig fdt{cfg.mem_bytes, cfg.cpus, vcpus_[0]->tsc_khz() * 1000, cmdline, std::nullopt, {}};
+  fdt.tsc_hz = vcpus_[0]->tsc_khz() * 1000;
+  fdt.bootargs = cmdline;
   auto dtb = boot::build_fdt(fdt);
   boot::write_boot_params(*mem_, {cfg.mem_bytes, cmdline, dtb});
 
   for (auto& v : vcpus_) {
-    v->set_cpuid(x86::vcpu_cpuid(supported, v->index(), cfg.cpus));
+    v->set_cpuid(x86::vcpu_cpuid(supported, v->index(), fdt.cpus));
     v->set_msrs(x86::boot_msrs());
     auto s = v->get_sregs();
     x86::setup_long_mode_sregs(s);
@@ -93,6 +109,13 @@ int Vm::run() {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  started_ = std::chrono::steady_clock::now();
+  FootprintMeter meter;
+  StatusLine line(meter, [this] { return status_fields(); }, status_line_enabled(cfg_.quiet));
+  std::unique_ptr<api::ControlServer> server;
+  if (!cfg_.api_sock.empty()) server = std::make_unique<api::ControlServer>(cfg_.api_sock, *this);
+  if (cfg_.auto_reclaim) reclaim_->start_auto(*cfg_.auto_reclaim);
+
   running_ = static_cast<unsigned>(vcpus_.size());
   for (unsigned i = 0; i < vcpus_.size(); i++) threads_.emplace_back([this, i] { vcpu_thread(i); });
 
@@ -106,10 +129,39 @@ int Vm::run() {
   }
   for (auto& t : threads_) t.join();
   threads_.clear();
+  server.reset();
+  reclaim_->stop();
+  line.stop();
   pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   std::lock_guard lock(mu_);
   if (!message_.empty()) fmt::print(stderr, "hvmm: {}\n", message_);
   return status_;
+}
+
+std::string Vm::status_fields() {
+  return fmt::format("RAM {} | host RSS {} | {}", format_size(cfg_.mem_bytes), format_size(read_process_rss_bytes()),
+                     reclaim_->status_line());
+}
+
+nlohmann::json Vm::status() {
+  nlohmann::json j = reclaim_->status();
+  j["mechanism"] = reclaim_->name();
+  j["guest_total_bytes"] = cfg_.mem_bytes;
+  j["host_rss_bytes"] = read_process_rss_bytes();
+  j["vcpus"] = cfg_.cpus;
+  j["uptime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  j["stopping"] = stopping();
+  return j;
+}
+
+nlohmann::json Vm::resize(uint64_t target_bytes) {
+  if (stopping()) return {{"ok", false}, {"error", "the VM is stopping"}};
+  return reclaim_->resize(target_bytes);
+}
+
+nlohmann::json Vm::shutdown() {
+  request_exit(0, "shut down through the control API");
+  return {{"ok", true}};
 }
 
 void Vm::request_exit(int status, std::string message) {

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <pthread.h>
 #include <span>
@@ -19,7 +20,9 @@
 #include "devices/serial.hpp"
 #include "devices/vm_control.hpp"
 #include "vmm/guest_memory.hpp"
+#include "vmm/api/control.hpp"
 #include "vmm/kvm/kvm.hpp"
+#include "vmm/reclaim_mechanism.hpp"
 
 namespace hvmm {
 
@@ -30,9 +33,13 @@ struct VmConfig {
   std::span<const uint8_t> builtin_kernel;
   std::string cmdline;
   std::string workload;                 // passed after " -- " on the command line
+  std::shared_ptr<ReclaimMechanism> reclaim;              // nullptr: none
+  std::optional<std::chrono::milliseconds> auto_reclaim;  // --auto-reclaim period
+  std::string api_sock;                 // serve the control API here (empty: no socket)
+  bool quiet = false;                   // no live status line / summary
 };
 
-class Vm final : public VmControl, public ConsoleSink, public SerialSink, public IrqLine {
+class Vm final : public VmControl, public ConsoleSink, public SerialSink, public IrqLine, public api::ControlHandler {
  public:
   explicit Vm(const VmConfig& cfg);
   ~Vm() override;
@@ -46,8 +53,14 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
 
   const GuestMemory& memory() const { return *mem_; }
 
+  // The control API (api::ControlHandler), served on --api-sock.
+  nlohmann::json status() override;
+  nlohmann::json resize(uint64_t target_bytes) override;
+  nlohmann::json shutdown() override;
+
  private:
-  void boot(const VmConfig& cfg);
+  void boot(const VmConfig& cfg, boot::FdtConfig& fdt);
+  std::string status_fields();
   void vcpu_thread(unsigned index);
   // Handles one exit; false when this vCPU must stop.
   bool handle_exit(KvmVcpu& vcpu);
@@ -61,6 +74,9 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   std::unique_ptr<Serial16550> serial_;
   std::unique_ptr<ExitPort> exit_port_;
   std::unique_ptr<HypercallPort> hypercalls_;
+  std::shared_ptr<ReclaimMechanism> reclaim_;
+  VmConfig cfg_;
+  std::chrono::steady_clock::time_point started_;
   std::vector<std::unique_ptr<KvmVcpu>> vcpus_;
   std::vector<std::thread> threads_;
 

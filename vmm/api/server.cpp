@@ -111,7 +111,6 @@ struct ControlServer::Impl {
         write_all(conn.get(), to_line(error_response("too many control clients; try again later")), stop_fd.get());
         continue;
       }
-      if (getenv("MUTATE")) { serve(conn.get()); continue; }
       Connection& c = connections.emplace_back();
       try {
         c.thread = std::thread([this, &c, fd = std::move(conn)]() mutable {

@@ -57,6 +57,8 @@ void write_tree(void* fdt, const FdtConfig& cfg) {
   check(fdt_property_u32(fdt, "#address-cells", 1), "cpus #address-cells");
   check(fdt_property_u32(fdt, "#size-cells", 0), "cpus #size-cells");
   check(fdt_property_u64(fdt, "hvmm,tsc-hz", cfg.tsc_hz), "hvmm,tsc-hz");
+  if (cfg.workload_cpus && cfg.workload_cpus < cfg.cpus)
+    check(fdt_property_u32(fdt, "hvmm,workload-cpus", cfg.workload_cpus), "hvmm,workload-cpus");
   for (unsigned i = 0; i < cfg.cpus; ++i) {
     check(fdt_begin_node(fdt, fmt::format("cpu@{:x}", i).c_str()), "cpu");
     check(fdt_property_string(fdt, "device_type", "cpu"), "cpu device_type");

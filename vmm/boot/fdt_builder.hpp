@@ -13,6 +13,7 @@
 //     cpus {
 //       #address-cells = <1>; #size-cells = <0>;
 //       hvmm,tsc-hz = /bits/ 64 <tsc_hz>;                       // u64 = two big-endian cells
+//       hvmm,workload-cpus = <n>;     // only when some CPUs are service CPUs (index >= n)
 //       cpu@N { device_type = "cpu"; reg = <N>; };              // N = index = APIC ID, N in hex
 //     };
 //     hyperalloc {                                              // only when the install port is set
@@ -43,6 +44,7 @@ struct FdtConfig {
   std::string bootargs;
   std::optional<uint16_t> hyperalloc_install_port;
   std::vector<VirtioMmioNode> virtio;
+  unsigned workload_cpus = 0;  // 0: all; otherwise CPUs >= this index are service CPUs (drivers)
 };
 
 inline constexpr unsigned kFdtMaxCpus = 255;  // xAPIC IDs

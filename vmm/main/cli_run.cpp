@@ -41,6 +41,8 @@ VmConfig make_vm_config(const RunOptions& o) {
   c.builtin_kernel = {hvmm_embedded_kernel_start, static_cast<size_t>(hvmm_embedded_kernel_end - hvmm_embedded_kernel_start)};
   c.cmdline = o.cmdline;
   c.workload = o.workload;
+  c.api_sock = o.api_sock;
+  c.quiet = o.quiet;
   return c;
 }
 

@@ -1,0 +1,267 @@
+#include "reclaim/zone_state.hpp"
+
+#include <fmt/format.h>
+
+#include "guest-alloc/llfree_host.hpp"
+
+namespace hvmm::reclaim {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace host = alloc::host;
+
+// Collects discards of 2 MiB frames and issues one madvise per run of adjacent frames (a run never
+// crosses a RAM region: GuestMemory::discard refuses that, so the run is cut there).
+class DiscardRuns {
+ public:
+  DiscardRuns(const GuestMemory& mem, std::atomic<uint64_t>& failures) : mem_(mem), failures_(failures) {}
+  ~DiscardRuns() { flush(); }
+  DiscardRuns(const DiscardRuns&) = delete;
+  DiscardRuns& operator=(const DiscardRuns&) = delete;
+
+  void add(uint64_t gpa) {
+    if (len_ && gpa == start_ + len_ && mem_.contains(start_, len_ + kHugeBytes)) {
+      len_ += kHugeBytes;
+      return;
+    }
+    flush();
+    start_ = gpa;
+    len_ = kHugeBytes;
+  }
+  void flush() {
+    if (!len_) return;
+    if (!mem_.discard(start_, len_)) {
+      // The frames stay reclaimed in the guest's eyes; only the host keeps the memory. Not fatal.
+      const uint64_t n = failures_.fetch_add(1, std::memory_order_relaxed);
+      if (n < 8) fmt::print(stderr, "hvmm: hyperalloc: discard of [{:#x}, +{:#x}) failed\n", start_, len_);
+    }
+    len_ = 0;
+  }
+
+ private:
+  const GuestMemory& mem_;
+  std::atomic<uint64_t>& failures_;
+  uint64_t start_ = 0, len_ = 0;
+};
+
+bool is_excluded(const GuestMemory& mem, const HostZone& z, uint64_t idx) {
+  if ((idx + 1) * alloc::kFramesPerChild > z.view.frames) return true;  // partial last frame
+  const GpaRange frame{z.huge_gpa(idx), kHugeBytes};
+  if (!mem.contains(frame.gpa, frame.len)) return true;  // hole or not RAM
+  return frame.overlaps(z.trees) || frame.overlaps(z.children) || frame.overlaps(z.bitfield);
+}
+
+}  // namespace
+
+ZoneState::ZoneState(const GuestMemory& mem, const HostZone& zone)
+    : mem_(mem), zone_(zone), table_(zone.huge_frames) {
+  for (uint64_t i = 0; i < zone_.huge_frames; ++i)
+    if (is_excluded(mem_, zone_, i)) table_.set(i, HugeState::kExcluded);
+}
+
+void ZoneState::anomaly(const char* what, uint64_t idx) const {
+  // Counted always; logged for the first few and then at powers of two, so a guest cannot flood.
+  const uint64_t n = anomalies_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (n <= 8 || (n & (n - 1)) == 0)
+    fmt::print(stderr, "hvmm: hyperalloc: anomaly #{}: {} (huge frame {})\n", n, what, idx);
+}
+
+uint64_t ZoneState::usable_locked() const {
+  // HARD frames are never EXCLUDED, so they are all RAM: no underflow.
+  return mem_.ram_bytes() - table_.count(HugeState::kHard) * kHugeBytes;
+}
+
+ResizeResult ZoneState::resize(uint64_t target) {
+  uint64_t usable;
+  {
+    std::lock_guard lk(mu_);
+    usable = usable_locked();
+  }
+  return target < usable ? shrink(target) : grow(target);
+}
+
+ResizeResult ZoneState::shrink(uint64_t target) {
+  const auto t0 = Clock::now();
+  ResizeResult res;
+  res.target_bytes = target;
+  std::lock_guard lk(mu_);
+  const uint64_t before = usable_locked();
+  uint64_t usable = before;
+  {
+    DiscardRuns runs(mem_, discard_failures_);
+    // SOFT frames first: they are discarded already and the guest would use them last anyway.
+    for (const HugeState from : {HugeState::kSoft, HugeState::kInstalled}) {
+      for (uint64_t i = 0; i < zone_.huge_frames && usable > target; ++i) {
+        if (table_.get(i) != from || !host::hard_reclaim(zone_.view, i)) continue;
+        table_.set(i, HugeState::kHard);
+        usable -= kHugeBytes;
+        if (from == HugeState::kInstalled) runs.add(zone_.huge_gpa(i));
+      }
+    }
+  }
+  hard_reclaims_.fetch_add((before - usable) / kHugeBytes, std::memory_order_relaxed);
+  res.usable_bytes = usable;
+  res.moved_bytes = before - usable;
+  res.reached = usable <= target;
+  if (!res.reached)
+    res.note = fmt::format(
+        "stopped at {} MiB: no free huge frame left (the rest is in use, partly used, or in trees reserved by guest CPUs)",
+        usable >> 20);
+  res.took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+  return res;
+}
+
+ResizeResult ZoneState::grow(uint64_t target) {
+  const auto t0 = Clock::now();
+  ResizeResult res;
+  res.target_bytes = target;
+  std::lock_guard lk(mu_);
+  const uint64_t before = usable_locked();
+  uint64_t usable = before;
+  for (uint64_t i = 0; i < zone_.huge_frames && usable < target; ++i) {
+    if (table_.get(i) != HugeState::kHard) continue;
+    if (host::return_huge(zone_.view, i)) {
+      returns_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      const uint16_t w = zone_.view.children[i].atomic().load(std::memory_order_acquire);
+      if (alloc::Child::huge_of(w)) {
+        anomaly("hard-reclaimed frame changed by the guest; kept", i);
+        continue;
+      }
+      // The guest freed the host's frame itself (put() cannot tell it from its own huge page): it
+      // is free again and discarded, which is SOFT.
+      anomaly("guest freed a hard-reclaimed frame", i);
+    }
+    table_.set(i, HugeState::kSoft);
+    usable += kHugeBytes;
+  }
+  res.usable_bytes = usable;
+  res.moved_bytes = usable - before;
+  res.reached = usable >= target;
+  if (!res.reached)
+    res.note = fmt::format("stopped at {} MiB: nothing left to return (guest RAM is {} MiB)", usable >> 20,
+                           mem_.ram_bytes() >> 20);
+  res.took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+  return res;
+}
+
+uint64_t ZoneState::soft_reclaim(std::span<const uint64_t> huge_idx) {
+  uint64_t done = 0;
+  std::lock_guard lk(mu_);
+  DiscardRuns runs(mem_, discard_failures_);
+  for (const uint64_t i : huge_idx) {
+    if (i >= zone_.huge_frames || table_.get(i) != HugeState::kInstalled || !host::soft_reclaim(zone_.view, i))
+      continue;
+    table_.set(i, HugeState::kSoft);
+    runs.add(zone_.huge_gpa(i));
+    ++done;
+  }
+  runs.flush();
+  soft_reclaims_.fetch_add(done, std::memory_order_relaxed);
+  return done;
+}
+
+InstallResult ZoneState::install(uint64_t idx) {
+  if (idx >= zone_.huge_frames) {
+    anomaly("install of a frame outside the zone", idx);
+    return InstallResult::kRefused;
+  }
+  std::lock_guard lk(mu_);
+  const uint16_t w = zone_.view.children[idx].atomic().load(std::memory_order_acquire);
+  switch (table_.get(idx)) {
+    case HugeState::kExcluded:
+      anomaly("install of a frame the host never reclaims", idx);
+      return InstallResult::kRefused;
+    case HugeState::kHard:
+      anomaly("install of a hard-reclaimed frame", idx);
+      return InstallResult::kRefused;
+    case HugeState::kInstalled:
+      if (!alloc::Child::reclaimed_of(w)) {
+        redundant_.fetch_add(1, std::memory_order_relaxed);  // another CPU installed it first
+        return InstallResult::kRedundant;
+      }
+      anomaly("reclaimed flag on an installed frame (set by the guest); installing", idx);
+      break;
+    case HugeState::kSoft:
+      break;
+  }
+  // Populate first, then clear the flag: once the guest sees the flag clear, the memory is there.
+  // A failed populate is not fatal: the guest's touches fault the memory in one page at a time.
+  if (!mem_.populate(zone_.huge_gpa(idx), kHugeBytes)) {
+    const uint64_t n = populate_failures_.fetch_add(1, std::memory_order_relaxed);
+    if (n < 8) fmt::print(stderr, "hvmm: hyperalloc: populate of huge frame {} failed\n", idx);
+  }
+  host::clear_reclaimed(zone_.view, idx);
+  table_.set(idx, HugeState::kInstalled);
+  installs_.fetch_add(1, std::memory_order_relaxed);
+  return InstallResult::kInstalled;
+}
+
+uint64_t ZoneState::guest_free_bytes() const {
+  const alloc::SharedView& v = zone_.view;
+  uint64_t frames = 0;
+  for (uint64_t t = 0; t < v.trees_count(); ++t) {
+    uint64_t f = alloc::Tree::free_of(v.trees[t].atomic().load(std::memory_order_relaxed));
+    const uint64_t cap = v.tree_capacity(t);
+    if (f > cap) {
+      anomaly("tree free counter above the tree's size", t * alloc::kChildrenPerTree);
+      f = cap;
+    }
+    frames += f;
+  }
+  return frames * kFrameBytes;
+}
+
+ZoneStats ZoneState::stats() const {
+  ZoneStats s;
+  s.huge_frames = zone_.huge_frames;
+  s.installed = table_.count(HugeState::kInstalled);
+  s.soft = table_.count(HugeState::kSoft);
+  s.hard = table_.count(HugeState::kHard);
+  s.excluded = table_.count(HugeState::kExcluded);
+  s.ram_bytes = mem_.ram_bytes();
+  s.soft_bytes = s.soft * kHugeBytes;
+  s.hard_bytes = s.hard * kHugeBytes;
+  s.usable_bytes = s.ram_bytes - s.hard_bytes;
+  s.guest_free_bytes = guest_free_bytes();
+  s.installs = installs_.load(std::memory_order_relaxed);
+  s.redundant_installs = redundant_.load(std::memory_order_relaxed);
+  s.hard_reclaims = hard_reclaims_.load(std::memory_order_relaxed);
+  s.soft_reclaims = soft_reclaims_.load(std::memory_order_relaxed);
+  s.returns = returns_.load(std::memory_order_relaxed);
+  s.anomalies = anomalies_.load(std::memory_order_relaxed);
+  s.discard_failures = discard_failures_.load(std::memory_order_relaxed);
+  s.populate_failures = populate_failures_.load(std::memory_order_relaxed);
+  return s;
+}
+
+HugeState ZoneState::state(uint64_t idx) const {
+  if (idx >= zone_.huge_frames) return HugeState::kExcluded;
+  std::lock_guard lk(mu_);
+  return table_.get(idx);
+}
+
+uint64_t ZoneState::audit() const {
+  using alloc::Child;
+  std::lock_guard lk(mu_);
+  uint64_t bad = 0;
+  for (uint64_t i = 0; i < zone_.huge_frames; ++i) {
+    const uint16_t w = zone_.view.children[i].atomic().load(std::memory_order_acquire);
+    switch (table_.get(i)) {
+      case HugeState::kHard:
+        bad += !(Child::huge_of(w) && Child::reclaimed_of(w) && Child::free_of(w) == 0);
+        break;
+      case HugeState::kSoft:  // the guest may have allocated it, but only install clears the flag
+        bad += !Child::reclaimed_of(w);
+        break;
+      case HugeState::kInstalled:
+        bad += Child::reclaimed_of(w);
+        break;
+      case HugeState::kExcluded:
+        break;
+    }
+  }
+  return bad;
+}
+
+}  // namespace hvmm::reclaim

@@ -1,0 +1,151 @@
+// Registration: a well-formed record built as the guest builds it is accepted; every hostile
+// variation is refused with a reason, and the device accepts one registration only.
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <string>
+
+#include "devices/hyperalloc.hpp"
+#include "guest-alloc/abi_ports.hpp"
+#include "guest_zone.hpp"
+
+using namespace hvmm;
+using namespace hvmm::reclaim;
+using namespace hvmm::reclaim::test;
+using abi::hyperalloc::Registration;
+
+namespace {
+constexpr int64_t kOk = static_cast<int64_t>(abi::HypercallStatus::kOk);
+constexpr int64_t kInvalid = static_cast<int64_t>(abi::HypercallStatus::kInvalid);
+}  // namespace
+
+TEST_CASE("a registration built like the guest's is accepted") {
+  GuestZone g({{0, 64 * MiB}});
+  REQUIRE(g.ok);
+  const RegistrationResult r = read_registration(g.mem, kRegGpa);
+  REQUIRE(r);
+  CHECK(r.error.empty());
+  const HostZone& z = *r.zone;
+  CHECK(z.base_gpa == 0);
+  CHECK(z.huge_frames == 32);
+  CHECK(z.view.frames == g.frames);
+  CHECK(reinterpret_cast<uint8_t*>(z.view.trees) == g.mem.hva(g.reg.trees_gpa, 1));
+  CHECK(reinterpret_cast<uint8_t*>(z.view.children) == g.mem.hva(g.reg.children_gpa, 1));
+  CHECK(reinterpret_cast<uint8_t*>(z.view.bitfield) == g.mem.hva(g.reg.bitfield_gpa, 1));
+
+  ZoneState zs(g.mem, z);
+  CHECK(zs.stats().excluded == 1);  // frame 0 holds the shared arrays
+  CHECK(zs.state(0) == HugeState::kExcluded);
+  CHECK(zs.state(1) == HugeState::kInstalled);
+}
+
+TEST_CASE("a zone spanning a hole between RAM regions is accepted; the hole is excluded") {
+  GuestZone g({{0, 32 * MiB}, {64 * MiB, 32 * MiB}});
+  REQUIRE(g.ok);
+  const RegistrationResult r = read_registration(g.mem, kRegGpa);
+  REQUIRE(r);
+  ZoneState zs(g.mem, *r.zone);
+  CHECK(zs.stats().huge_frames == 48);
+  CHECK(zs.stats().excluded == 1 + 16);
+  for (uint64_t i = 16; i < 32; ++i) CHECK(zs.state(i) == HugeState::kExcluded);
+  CHECK(zs.state(32) == HugeState::kInstalled);
+}
+
+TEST_CASE("hostile registrations are refused") {
+  GuestZone g({{0, 64 * MiB}, {128 * MiB, 64 * MiB}});
+  REQUIRE(g.ok);
+  REQUIRE(validate_registration(g.mem, g.reg));
+  const uint64_t ram_end = 192 * MiB;
+
+  const std::vector<std::pair<const char*, std::function<void(Registration&)>>> cases = {
+      {"wrong magic", [](Registration& r) { r.magic ^= 1; }},
+      {"wrong version", [](Registration& r) { r.version = 2; }},
+      {"wrong size", [](Registration& r) { r.size = 64; }},
+      {"unknown flags", [](Registration& r) { r.flags = 1; }},
+      {"frame shift", [](Registration& r) { r.frame_shift = 21; }},
+      {"frames per child", [](Registration& r) { r.frames_per_child = 256; }},
+      {"children per tree", [](Registration& r) { r.children_per_tree = 16; }},
+      {"child bytes", [](Registration& r) { r.child_bytes = 4; }},
+      {"tree bytes", [](Registration& r) { r.tree_bytes = 1; }},
+      {"bitfield bytes", [](Registration& r) { r.bitfield_bytes = 128; }},
+      {"reserved0", [](Registration& r) { r.reserved0 = 1; }},
+      {"reserved1", [](Registration& r) { r.reserved1[2] = 1; }},
+      {"zero frames", [](Registration& r) { r.frames = 0; }},
+      {"absurd frames", [](Registration& r) { r.frames = ~uint64_t{0}; }},
+      {"first_pfn not 2 MiB aligned", [](Registration& r) { r.first_pfn = 1; }},
+      {"zone start wraps", [](Registration& r) { r.first_pfn = ~uint64_t{0} << 9; }},
+      {"zone end beyond RAM", [&](Registration& r) { r.frames = ram_end / 4096 + 512; }},
+      {"zone starts in the hole", [](Registration& r) { r.first_pfn = 64 * MiB / 4096; r.frames = 512; }},
+      {"zone ends in the hole", [](Registration& r) { r.frames = 96 * MiB / 4096; }},
+      {"zone outside RAM", [](Registration& r) { r.first_pfn = uint64_t{1} << 30; r.frames = 512; }},
+      {"trees misaligned", [](Registration& r) { r.trees_gpa += 8; }},
+      {"children misaligned", [](Registration& r) { r.children_gpa += 2; }},
+      {"bitfield misaligned", [](Registration& r) { r.bitfield_gpa += 32; }},
+      {"trees too short", [](Registration& r) { r.trees_len -= 2; }},
+      {"children too short", [](Registration& r) { r.children_len = 0; }},
+      {"bitfield too short", [](Registration& r) { r.bitfield_len -= 64; }},
+      {"absurd length", [](Registration& r) { r.bitfield_len = ~uint64_t{0} - 63; }},
+      {"array wraps", [](Registration& r) { r.trees_gpa = ~uint64_t{0} - 63; }},
+      {"array wraps through 0", [](Registration& r) { r.children_gpa = ~uint64_t{0} - 63; r.children_len = 128; }},
+      {"array outside RAM", [](Registration& r) { r.bitfield_gpa = uint64_t{1} << 40; }},
+      {"array in the hole", [](Registration& r) { r.trees_gpa = 100 * MiB; }},
+      {"array across the hole", [](Registration& r) { r.bitfield_gpa = 64 * MiB - 64; }},
+      {"array past the end of RAM", [&](Registration& r) { r.bitfield_gpa = ram_end - 64; }},
+      {"trees overlap children", [](Registration& r) { r.children_gpa = r.trees_gpa; }},
+      {"children overlap bitfield", [](Registration& r) { r.children_gpa = r.bitfield_gpa + 64; }},
+      {"trees overlap bitfield (long length)", [](Registration& r) { r.trees_len = r.bitfield_gpa - r.trees_gpa + 1; }},
+  };
+  for (const auto& [name, mutate] : cases) {
+    INFO(name);
+    Registration r = g.reg;
+    mutate(r);
+    const RegistrationResult res = validate_registration(g.mem, r);
+    CHECK_FALSE(res);
+    CHECK_FALSE(res.error.empty());
+  }
+  CHECK_FALSE(read_registration(g.mem, ram_end - 64));       // record crosses the end of RAM
+  CHECK_FALSE(read_registration(g.mem, ~uint64_t{0} - 8));   // record address wraps
+  CHECK_FALSE(read_registration(g.mem, 100 * MiB));          // record in the hole
+}
+
+TEST_CASE("the device accepts one registration and refuses a second") {
+  GuestZone g({{0, 64 * MiB}});
+  REQUIRE(g.ok);
+  HyperallocDevice dev(g.mem);
+  int callbacks = 0;
+  dev.set_on_registered([&](ZoneState&) { ++callbacks; });
+  CHECK(dev.zone() == nullptr);
+
+  Registration bad = g.reg;
+  bad.magic = 0;
+  REQUIRE(g.mem.write_obj(0x2000, bad));
+  CHECK(dev.register_zone(0x2000) == kInvalid);
+  CHECK(dev.register_zone(~uint64_t{0}) == kInvalid);
+  CHECK(dev.zone() == nullptr);
+  CHECK(callbacks == 0);
+
+  CHECK(dev.register_zone(kRegGpa) == kOk);
+  REQUIRE(dev.zone() != nullptr);
+  CHECK(callbacks == 1);
+  ZoneState* first = dev.zone();
+  CHECK(dev.register_zone(kRegGpa) == kInvalid);  // second registration, even an identical one
+  CHECK(dev.zone() == first);
+  CHECK(callbacks == 1);
+}
+
+TEST_CASE("the install port rejects malformed accesses and installs before registration") {
+  GuestZone g({{0, 64 * MiB}});
+  REQUIRE(g.ok);
+  HyperallocDevice dev(g.mem);
+  const uint32_t idx = 3;
+  dev.bus_write(0, reinterpret_cast<const uint8_t*>(&idx), 4);  // before registration
+  CHECK(dev.invalid_accesses() == 1);
+  REQUIRE(dev.register_zone(kRegGpa) == kOk);
+  dev.bus_write(0, reinterpret_cast<const uint8_t*>(&idx), 2);  // wrong width
+  dev.bus_write(4, reinterpret_cast<const uint8_t*>(&idx), 4);  // wrong offset
+  CHECK(dev.invalid_accesses() == 3);
+  uint8_t buf[4] = {};
+  dev.bus_read(0, buf, 4);
+  CHECK(buf[0] == 0xff);
+  CHECK(dev.zone()->stats().installs == 0);
+}

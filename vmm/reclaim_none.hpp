@@ -1,0 +1,20 @@
+// --reclaim none: the VM keeps every page it ever touched (the "no reclamation" baseline).
+#pragma once
+#include "vmm/reclaim_mechanism.hpp"
+
+namespace hvmm {
+
+class NoReclaim final : public ReclaimMechanism {
+ public:
+  const char* name() const override { return "none"; }
+  void attach(VmWiring&) override {}
+  nlohmann::json status() override { return nlohmann::json::object(); }
+  nlohmann::json resize(uint64_t) override {
+    return {{"ok", false}, {"error", "this VM runs with --reclaim none: it cannot be resized"}};
+  }
+  void start_auto(std::chrono::milliseconds) override {}
+  std::string status_line() override { return "no reclamation"; }
+  void stop() override {}
+};
+
+}  // namespace hvmm
