@@ -22,13 +22,15 @@
 
 namespace hvmm {
 namespace {
-constexpr int kKickSignal = SIGUSR1;
+constexpr int kKickSignal = SIGUSR1;  // interrupts KVM_RUN in a vCPU thread
+constexpr int kWakeMain = SIGUSR2;    // wakes the main thread's sigtimedwait() at once
 
 void install_kick_handler() {
   struct sigaction sa{};
   sa.sa_handler = [](int) {};  // only interrupts KVM_RUN
   sigemptyset(&sa.sa_mask);
   sigaction(kKickSignal, &sa, nullptr);  // no SA_RESTART: KVM_RUN returns EINTR
+  sigaction(kWakeMain, &sa, nullptr);    // harmless if it arrives after run() unblocked it
 }
 }  // namespace
 
@@ -107,7 +109,12 @@ int Vm::run() {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, kWakeMain);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  {
+    std::lock_guard lock(mu_);
+    main_thread_ = pthread_self();
+  }
 
   started_ = std::chrono::steady_clock::now();
   FootprintMeter meter;
@@ -119,7 +126,7 @@ int Vm::run() {
   running_ = static_cast<unsigned>(vcpus_.size());
   for (unsigned i = 0; i < vcpus_.size(); i++) threads_.emplace_back([this, i] { vcpu_thread(i); });
 
-  timespec tick{0, 50'000'000};
+  timespec tick{1, 0};  // a safety net: request_exit() and the last vCPU wake us with kWakeMain
   while (!stopping()) {
     int sig = sigtimedwait(&stop_signals, nullptr, &tick);
     if (sig == SIGINT || sig == SIGTERM)
@@ -132,6 +139,10 @@ int Vm::run() {
   server.reset();
   reclaim_->stop();
   line.stop();
+  {
+    std::lock_guard lock(mu_);
+    main_thread_.reset();
+  }
   pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   std::lock_guard lock(mu_);
   if (!message_.empty()) fmt::print(stderr, "hvmm: {}\n", message_);
@@ -179,6 +190,7 @@ void Vm::kick_all() {
   for (auto& v : vcpus_) v->run_data()->immediate_exit = 1;
   std::lock_guard lock(mu_);
   for (auto h : handles_) pthread_kill(h, kKickSignal);
+  if (main_thread_) pthread_kill(*main_thread_, kWakeMain);
 }
 
 void Vm::write(std::string_view bytes) {
@@ -213,7 +225,10 @@ void Vm::vcpu_thread(unsigned index) {
   } catch (const std::exception& e) {
     request_exit(exit_status::kHostError, fmt::format("vCPU {}: {}", index, e.what()));
   }
-  running_.fetch_sub(1);
+  if (running_.fetch_sub(1) == 1) {
+    std::lock_guard lock(mu_);
+    if (main_thread_) pthread_kill(*main_thread_, kWakeMain);
+  }
 }
 
 bool Vm::handle_exit(KvmVcpu& vcpu) {

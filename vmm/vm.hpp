@@ -83,6 +83,7 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   std::mutex mu_;  // guards status_, message_, handles_
   std::condition_variable stopped_cv_;
   std::vector<pthread_t> handles_;
+  std::optional<pthread_t> main_thread_;  // the thread in run(), while it runs
   std::atomic<bool> stopping_{false};
   std::atomic<unsigned> running_{0};
   int status_ = 0;
