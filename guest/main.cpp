@@ -10,8 +10,19 @@
 #include "guest/workload.hpp"
 
 namespace guest {
-// The default when no --workload is given.
-const char* const kDefaultWorkload = "info";
+// The default when no --workload is given: a demo whose memory demand rises and falls, so that
+// with --auto-reclaim the host footprint visibly follows it (and without, visibly does not).
+const char* const kDefaultWorkload =
+    "echo hvmm demo: the guest allocates, holds and frees memory in phases (about 40 s);"
+    "echo watch host RSS on the status line - with --auto-reclaim it follows the guest's demand;"
+    "info;"
+    "echo phase 1/3: allocate and touch 25% of RAM, hold it 5 s; alloc 25%; sleep 5s;"
+    "echo phase 1/3: free it, idle 5 s; free; sleep 5s;"
+    "echo phase 2/3: allocate and touch 50% of RAM, hold it 5 s; alloc 50%; sleep 5s;"
+    "echo phase 2/3: free it, idle 5 s; free; sleep 5s;"
+    "echo phase 3/3: keep 10% of RAM, add 30% for 5 s; alloc 10%; alloc 30%; sleep 5s;"
+    "echo phase 3/3: free the 30%, check the 10% survived, idle 5 s; free; verify; sleep 5s;"
+    "free; stats; echo demo done";
 BootInfo g_boot;
 }  // namespace guest
 

@@ -58,11 +58,29 @@ void release(MemRegion** regions, unsigned n) {
   for (unsigned i = 0; i < n; i++) regions[i]->live = false;
 }
 
+// "2G", "512M", or "25%" of guest RAM (rounded down to whole blocks).
+bool parse_size_or_percent(const char* s, uint64_t ram, uint64_t block, uint64_t& out) {
+  size_t n = 0;
+  while (s[n]) n++;
+  if (n > 1 && s[n - 1] == '%') {
+    char num[24];
+    if (n - 1 >= sizeof num) return false;
+    for (size_t i = 0; i + 1 < n; i++) num[i] = s[i];
+    num[n - 1] = 0;
+    uint64_t pct;
+    if (!parse_uint(num, pct) || pct > 100) return false;
+    out = ram / 100 * pct / block * block;
+    return true;
+  }
+  return parse_size(s, out);
+}
+
 uint32_t do_alloc(const StepArgs& a, unsigned order, const char* usage) {
   uint64_t bytes = 0;
-  bool all = a.argc == 2 && str_eq(a.argv[1], "all");
-  if (a.argc != 2 || (!all && (!parse_size(a.argv[1], bytes) || bytes == 0))) return step_usage(a, usage);
   const uint64_t block = kPageSize << order;
+  bool all = a.argc == 2 && str_eq(a.argv[1], "all");
+  if (a.argc != 2 || (!all && (!parse_size_or_percent(a.argv[1], a.boot->ram_bytes, block, bytes) || bytes == 0)))
+    return step_usage(a, usage);
   if (!all && bytes % block) {
     kprintf("workload: %s %s: not a multiple of the %lu KiB block size\n", a.argv[0], a.argv[1], block >> 10);
     return kExitBadWorkload;
@@ -90,8 +108,8 @@ uint32_t do_alloc(const StepArgs& a, unsigned order, const char* usage) {
   return 0;
 }
 
-uint32_t step_alloc(const StepArgs& a) { return do_alloc(a, 0, "alloc <size>|all"); }
-uint32_t step_alloc_huge(const StepArgs& a) { return do_alloc(a, kHugeOrder, "alloc-huge <size: multiple of 2M>|all"); }
+uint32_t step_alloc(const StepArgs& a) { return do_alloc(a, 0, "alloc <size: 2G, 512M, 25%>|all"); }
+uint32_t step_alloc_huge(const StepArgs& a) { return do_alloc(a, kHugeOrder, "alloc-huge <size: multiple of 2M, or 25%>|all"); }
 
 uint32_t step_free(const StepArgs& a) {
   bool all = a.argc == 2 && str_eq(a.argv[1], "all");
@@ -144,7 +162,7 @@ uint32_t step_stats(const StepArgs& a) {
 extern const StepDef kMemSteps[];
 extern const unsigned kMemStepCount;
 const StepDef kMemSteps[] = {
-    {"alloc", "alloc <size>|all", step_alloc},
+    {"alloc", "alloc <size>|<n>%|all", step_alloc},
     {"alloc-huge", "alloc-huge <size>|all", step_alloc_huge},
     {"free", "free [all]", step_free},
     {"verify", "verify", step_verify},

@@ -13,7 +13,7 @@ namespace {
 
 constexpr unsigned kMaxWorkload = 8192;
 constexpr unsigned kMaxSteps = 256;
-constexpr unsigned kMaxArgs = 8;
+constexpr unsigned kMaxArgs = 32;
 // An address no identity map covers: touching it raises #PF.
 constexpr uintptr_t kUnmapped = 0x7f00'dead'0000ULL;  // canonical, PML4 slot 254: never mapped
 
@@ -38,6 +38,13 @@ uint32_t step_exit(const StepArgs& a) {
     console_flush();
     exit_vm(static_cast<uint32_t>(code));
   }
+  return 0;
+}
+
+uint32_t step_echo(const StepArgs& a) {
+  if (a.dry) return 0;
+  for (int i = 1; i < a.argc; i++) kprintf(i + 1 < a.argc ? "%s " : "%s", a.argv[i]);
+  kprintf("\n");
   return 0;
 }
 
@@ -69,6 +76,7 @@ const StepDef kBasicSteps[] = {
     {"sleep", "sleep <duration>", step_sleep},
     {"exit", "exit [<code>]", step_exit},
     {"fault", "fault", step_fault},
+    {"echo", "echo <text>", step_echo},
 };
 const unsigned kBasicStepCount = sizeof(kBasicSteps) / sizeof(kBasicSteps[0]);
 
@@ -127,7 +135,7 @@ uint32_t run_workload(const BootInfo& boot, const char* workload) {
     for (unsigned i = 0; i < n; i++) {
       const StepDef* def = find_step(g_steps[i].argv[0]);
       if (!def) {
-        kprintf("workload: unknown step '%s' (steps: info, sleep, exit, fault, alloc, alloc-huge, free, verify, stats)\n",
+        kprintf("workload: unknown step '%s' (steps: info, echo, sleep, exit, fault, alloc, alloc-huge, free, verify, stats)\n",
                 g_steps[i].argv[0]);
         return kExitBadWorkload;
       }
