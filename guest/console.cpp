@@ -45,6 +45,8 @@ void format(Sink& s, const char* f, va_list ap) {
     }
     f++;
     char pad = ' ';
+    bool left = false;
+    if (*f == '-') left = true, f++;
     if (*f == '0') pad = '0', f++;
     int width = 0;
     while (*f >= '0' && *f <= '9') width = width * 10 + (*f++ - '0');
@@ -72,7 +74,14 @@ void format(Sink& s, const char* f, va_list ap) {
         break;
       case 's': {
         const char* str = va_arg(ap, const char*);
-        for (str = str ? str : "(null)"; *str; str++) s.put(*str);
+        str = str ? str : "(null)";
+        int n = 0;
+        while (str[n]) n++;
+        if (!left)
+          for (int i = n; i < width; i++) s.put(' ');
+        for (; *str; str++) s.put(*str);
+        if (left)
+          for (int i = n; i < width; i++) s.put(' ');
         break;
       }
       case '%':

@@ -82,6 +82,8 @@ const unsigned kBasicStepCount = sizeof(kBasicSteps) / sizeof(kBasicSteps[0]);
 
 extern const StepDef kMemSteps[];
 extern const unsigned kMemStepCount;
+extern const StepDef kBenchSteps[];
+extern const unsigned kBenchStepCount;
 
 uint32_t step_usage(const StepArgs& a, const char* usage) {
   kprintf("workload: bad step '%s': usage: %s\n", a.argv[0], usage);
@@ -94,6 +96,8 @@ const StepDef* find_step(const char* name) {
     if (str_eq(kBasicSteps[i].name, name)) return &kBasicSteps[i];
   for (unsigned i = 0; i < kMemStepCount; i++)
     if (str_eq(kMemSteps[i].name, name)) return &kMemSteps[i];
+  for (unsigned i = 0; i < kBenchStepCount; i++)
+    if (str_eq(kBenchSteps[i].name, name)) return &kBenchSteps[i];
   return nullptr;
 }
 
@@ -135,7 +139,7 @@ uint32_t run_workload(const BootInfo& boot, const char* workload) {
     for (unsigned i = 0; i < n; i++) {
       const StepDef* def = find_step(g_steps[i].argv[0]);
       if (!def) {
-        kprintf("workload: unknown step '%s' (steps: info, echo, sleep, exit, fault, alloc, alloc-huge, free, verify, stats)\n",
+        kprintf("workload: unknown step '%s' (steps: info, echo, sleep, exit, fault, alloc, alloc-huge, free, verify, stats, bench-alloc)\n",
                 g_steps[i].argv[0]);
         return kExitBadWorkload;
       }

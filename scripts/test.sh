@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 as root:
+#   main build (unit + KVM integration tests), ASan+UBSan (unit tests), TSan (concurrency tests),
+#   and libFuzzer targets if clang is present.
+# Exits non-zero if any stage fails; the last line is "N passed, N failed" (CTest tests, all stages).
+#
+# HVMM_BUILD_PREFIX=build-foo puts the build trees in build-foo, build-foo-asan, ... instead of
+# build, build-asan, ... (for running it next to other people's builds).
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+PREFIX=${HVMM_BUILD_PREFIX:-build}
+JOBS=2
+passed=0
+failed=0
+failed_stages=()
+stage_times=()
+suite_start=$SECONDS
+
+banner() { printf '\n==== %s ====\n' "$*"; }
+
+# build DIR TARGETS... : builds the given targets (all if none); output goes to DIR/build.log.
+build() {
+  local dir=$1
+  shift
+  local args=()
+  [ $# -gt 0 ] && args=(--target "$@")
+  echo "building ${*:-all} in $dir (log: $dir/build.log)"
+  if ! cmake --build "$dir" -j"$JOBS" "${args[@]}" >"$dir/build.log" 2>&1; then
+    tail -n 40 "$dir/build.log"
+    echo "build failed in $dir"
+    return 1
+  fi
+  grep -E 'warning:' "$dir/build.log" | sort -u | head -n 20 || true
+}
+
+# configure DIR CMAKE_ARGS... : output goes to DIR/configure.log.
+configure() {
+  local dir=$1
+  shift
+  mkdir -p "$dir"
+  if ! cmake -S . -B "$dir" "$@" >"$dir/configure.log" 2>&1; then
+    tail -n 40 "$dir/configure.log"
+    echo "configure failed in $dir"
+    return 1
+  fi
+}
+
+# Test programs (CTest names) selected by CTEST_ARGS that are also build targets.
+test_targets() {
+  local dir=$1
+  shift
+  local targets
+  targets=$(cmake --build "$dir" --target help 2>/dev/null | sed -n 's/^\.\.\. \([^ ]*\).*/\1/p')
+  ctest --test-dir "$dir" -N "$@" | sed -n 's/^ *Test *#[0-9]*: //p' | while read -r t; do
+    grep -qxF "$t" <<<"$targets" && echo "$t"
+  done | sort -u
+}
+
+# run_ctest DIR CTEST_ARGS... : runs the tests and adds them to the totals.
+run_ctest() {
+  local dir=$1
+  shift
+  local log=$dir/ctest.log rc
+  ctest --test-dir "$dir" -j"$JOBS" --output-on-failure "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  local line total nfail
+  line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
+  if [ -n "$line" ]; then
+    nfail=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+    total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+    passed=$((passed + total - nfail))
+    failed=$((failed + nfail))
+  elif [ "$rc" -eq 0 ]; then
+    echo "ctest ran no tests in $dir"
+    return 1
+  fi
+  return "$rc"
+}
+
+# stage NAME FUNCTION : runs FUNCTION with a banner, records failure and time.
+stage() {
+  local name=$1 fn=$2 t0=$SECONDS
+  banner "$name"
+  if "$fn"; then
+    echo "stage '$name': OK ($((SECONDS - t0)) s)"
+  else
+    echo "stage '$name': FAILED ($((SECONDS - t0)) s)"
+    failed_stages+=("$name")
+  fi
+  stage_times+=("$(printf '%-28s %4d s' "$name" $((SECONDS - t0)))")
+}
+
+deps() { bash scripts/install-deps.sh; }
+
+main_build() {
+  configure "$PREFIX" -DHVMM_SANITIZE= -DHVMM_BUILD_GUEST=ON -DHVMM_FUZZ=OFF || return 1
+  local ok=0
+  build "$PREFIX" || ok=1
+  run_ctest "$PREFIX" || ok=1  # also after a failed build: what did build still runs, the rest counts as failed
+  return $ok
+}
+
+asan_build() {
+  local dir=$PREFIX-asan ok=0
+  configure "$dir" -DHVMM_SANITIZE=address -DHVMM_BUILD_GUEST=OFF -DHVMM_FUZZ=OFF || return 1
+  # shellcheck disable=SC2046
+  build "$dir" $(test_targets "$dir" -L unit) || ok=1
+  run_ctest "$dir" -L unit || ok=1
+  return $ok
+}
+
+tsan_build() {
+  local dir=$PREFIX-tsan ok=0
+  # The multi-threaded tests: the allocator (stress), the control API server and the process harness.
+  local select=(-R '^(test_alloc|test_alloc_stress|test_api|test_child_process)$')
+  configure "$dir" -DHVMM_SANITIZE=thread -DHVMM_BUILD_GUEST=OFF -DHVMM_FUZZ=OFF || return 1
+  # shellcheck disable=SC2046
+  build "$dir" $(test_targets "$dir" "${select[@]}") || ok=1
+  run_ctest "$dir" "${select[@]}" || ok=1
+  return $ok
+}
+
+fuzz_build() {
+  local dir=$PREFIX-fuzz ok=0
+  CC=clang CXX=clang++ configure "$dir" -DHVMM_FUZZ=ON -DHVMM_BUILD_GUEST=OFF -DHVMM_SANITIZE= || return 1
+  # shellcheck disable=SC2046
+  build "$dir" $(test_targets "$dir" -L fuzz) || ok=1
+  run_ctest "$dir" -L fuzz || ok=1
+  return $ok
+}
+
+stage "dependencies" deps
+stage "main build: unit + kvm" main_build
+stage "asan+ubsan: unit" asan_build
+stage "tsan: concurrency" tsan_build
+if command -v clang++ >/dev/null 2>&1; then
+  stage "fuzz (libFuzzer)" fuzz_build
+else
+  banner "fuzz (libFuzzer)"
+  echo "skipped: clang++ not installed"
+fi
+
+banner "summary"
+printf '%s\n' "${stage_times[@]}"
+echo "total: $((SECONDS - suite_start)) s"
+if [ ${#failed_stages[@]} -gt 0 ]; then
+  echo "failed stages: ${failed_stages[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ ${#failed_stages[@]} -eq 0 ] && [ "$failed" -eq 0 ]
