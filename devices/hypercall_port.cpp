@@ -72,6 +72,8 @@ int64_t HypercallPort::dispatch(const abi::HypercallRequest& r) {
       return status(HypercallStatus::kOk);
     case Hypercall::kHyperallocRegister:
       return register_ ? register_(r.args[0]) : status(HypercallStatus::kUnsupported);
+    case Hypercall::kBarrier:
+      return barrier();
     case Hypercall::kNow:
       return std::chrono::duration_cast<std::chrono::nanoseconds>(
                  std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -103,6 +105,25 @@ int64_t HypercallPort::wait(uint64_t gpa, uint32_t expected, uint64_t timeout_ns
     if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) return status(HypercallStatus::kTimedOut);
   }
   return status(HypercallStatus::kOk);
+}
+
+int64_t HypercallPort::barrier() {
+  std::unique_lock lock(mu_);
+  barrier_waiters_++;
+  cv_.wait(lock, [&] { return stopped_ || barrier_permits_ > 0; });
+  barrier_waiters_--;
+  if (stopped_) return status(HypercallStatus::kOk);
+  barrier_permits_--;
+  barriers_passed_++;
+  return status(HypercallStatus::kOk);
+}
+
+void HypercallPort::grant_barrier() {
+  {
+    std::lock_guard lock(mu_);
+    barrier_permits_++;
+  }
+  cv_.notify_all();
 }
 
 void HypercallPort::wake_all() {

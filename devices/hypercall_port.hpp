@@ -29,6 +29,12 @@ class HypercallPort : public BusDevice {
   // Serves kHyperallocRegister (a0 = GPA of the record); without a handler the call is unsupported.
   void set_register_handler(std::function<int64_t(uint64_t gpa)> h) { register_ = std::move(h); }
 
+  // Barriers (Hypercall::kBarrier): `continue` grants one permit; a guest barrier takes one,
+  // blocking until there is one. Permits granted early are kept, so scripts need not race the guest.
+  void grant_barrier();
+  bool barrier_waiting() const { return barrier_waiters_.load() > 0; }
+  uint64_t barriers_passed() const { return barriers_passed_.load(); }
+
   uint64_t calls() const { return calls_.load(); }
   uint64_t invalid() const { return invalid_.load(); }
 
@@ -36,6 +42,7 @@ class HypercallPort : public BusDevice {
   int64_t dispatch(const abi::HypercallRequest& r);
   int64_t wait(uint64_t gpa, uint32_t expected, uint64_t timeout_ns);
   int64_t sleep(uint64_t ns);
+  int64_t barrier();
   void panic(const abi::HypercallRequest& r);
   void note_invalid(const char* what, uint64_t value);
 
@@ -47,6 +54,9 @@ class HypercallPort : public BusDevice {
   std::condition_variable cv_;
   bool stopped_ = false;
   uint64_t wake_gen_ = 0;
+  uint64_t barrier_permits_ = 0;
+  std::atomic<unsigned> barrier_waiters_{0};
+  std::atomic<uint64_t> barriers_passed_{0};
   std::atomic<uint64_t> calls_{0}, invalid_{0};
 };
 

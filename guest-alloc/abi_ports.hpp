@@ -21,6 +21,7 @@ enum class Hypercall : uint32_t {
   kPanic = 5,         // a0 = vector, a1 = error code, a2 = rip, a3 = fault address (cr2): report and stop
   kHyperallocRegister = 6,  // a0 = GPA of a hyperalloc::Registration
   kNow = 7,           // ret = host monotonic nanoseconds (for benchmarks)
+  kBarrier = 8,       // block until the host grants a `continue` (hvmm ctl continue); one per call
 };
 
 enum class HypercallStatus : int64_t { kOk = 0, kInvalid = -1, kUnsupported = -2, kTimedOut = -3 };

@@ -19,6 +19,19 @@ hvmm::alloc::LLFree g_alloc;
 int g_install_port = -1;
 uint64_t g_installs = 0;
 hvmm::abi::hyperalloc::Registration g_registration;
+// Balloon driver hooks (mem.hpp): deflate-on-OOM and the free-page-reporting marks.
+bool (*g_oom_hook)() = nullptr;
+uint64_t* g_reported = nullptr;
+
+void clear_reported(uint64_t frame, unsigned order) {
+  if (!g_reported) return;
+  const uint64_t first = frame / kFramesPerChild, last = (frame + (1ull << order) - 1) / kFramesPerChild;
+  for (uint64_t h = first; h <= last; h++) {
+    std::atomic_ref<uint64_t> w(g_reported[h / 64]);
+    const uint64_t bit = 1ull << (h % 64);
+    if (w.load(std::memory_order_relaxed) & bit) w.fetch_and(~bit, std::memory_order_relaxed);  // rarely set
+  }
+}
 
 uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -55,7 +68,9 @@ void mem_init(const BootInfo& boot) {
   uint64_t end = 0;
   for (unsigned i = 0; i < boot.ram_count; i++) end = end > boot.ram[i].start + boot.ram[i].size ? end : boot.ram[i].start + boot.ram[i].size;
   const uint64_t frames = align_up(end, kFramesPerChild * kPageSize) / kPageSize;
-  auto sz = hvmm::alloc::LLFree::sizes(frames, boot.cpus);
+  // Service CPUs (balloon driver) allocate too: they get allocator slots after the workload CPUs.
+  const unsigned cpus = boot.cpus + boot.service_cpus;
+  auto sz = hvmm::alloc::LLFree::sizes(frames, cpus);
 
   // Allocator state right after the kernel image, each array 64-byte aligned.
   uint64_t p = reinterpret_cast<uintptr_t>(__kernel_end);
@@ -70,7 +85,7 @@ void mem_init(const BootInfo& boot) {
   void* bitfield = place(sz.bitfield);
   void* locals = place(sz.locals);
   const uint64_t meta_end = align_up(p, kPageSize);
-  if (!g_alloc.init(boot.cpus, frames, trees, children, bitfield, locals)) panic("mem: allocator init failed");
+  if (!g_alloc.init(cpus, frames, trees, children, bitfield, locals)) panic("mem: allocator init failed");
 
   // Used: [0, end of our state), every gap between RAM ranges, and reserved boot data.
   g_alloc.reserve_range(0, meta_end / kPageSize);
@@ -90,8 +105,12 @@ void mem_init(const BootInfo& boot) {
 
 bool mem_alloc(unsigned order, uint64_t& frame) {
   auto r = g_alloc.get(this_cpu()->id, order);
-  if (!r.ok()) return false;
+  while (!r.ok()) {  // deflate-on-OOM: the balloon may give some memory back, then we retry
+    if (!g_oom_hook || !g_oom_hook()) return false;
+    r = g_alloc.get(this_cpu()->id, order);
+  }
   frame = r.frame;
+  clear_reported(r.frame, order);
   if (r.reclaimed) {
     const uint64_t first = r.frame / kFramesPerChild;
     const uint64_t last = (r.frame + (1ull << order) - 1) / kFramesPerChild;
@@ -105,6 +124,24 @@ void mem_free(uint64_t frame, unsigned order) {
     kprintf("mem: bad free of frame %#lx order %u\n", frame, order);
     panic("mem: bad free");
   }
+}
+
+void mem_set_oom_hook(bool (*hook)()) { g_oom_hook = hook; }
+void mem_reported_init(uint64_t* bitmap) { g_reported = bitmap; }
+void mem_mark_reported(uint64_t huge_idx) {
+  if (g_reported && huge_idx < mem_huge_frames())
+    std::atomic_ref<uint64_t>(g_reported[huge_idx / 64]).fetch_or(1ull << (huge_idx % 64), std::memory_order_relaxed);
+}
+uint64_t mem_huge_frames() { return g_alloc.frames() / kFramesPerChild; }
+
+bool mem_isolate_huge(uint64_t& frame, bool& reported) {
+  auto r = g_alloc.get(this_cpu()->id, kHugeOrder);
+  if (!r.ok()) return false;
+  frame = r.frame;
+  const uint64_t h = r.frame / kFramesPerChild;
+  reported = g_reported && (std::atomic_ref<uint64_t>(g_reported[h / 64]).load(std::memory_order_relaxed) >> (h % 64)) & 1;
+  if (r.reclaimed) install(h);
+  return true;
 }
 
 uint64_t mem_free_bytes() { return g_alloc.free_frames() * kPageSize; }

@@ -27,4 +27,16 @@ hvmm::alloc::LLFree& allocator();
 
 inline void* frame_ptr(uint64_t frame) { return reinterpret_cast<void*>(frame * kPageSize); }
 
+// --- Hooks for the virtio-balloon drivers (guest/virtio/) ---
+// Deflate-on-OOM: called by mem_alloc when the allocator says no; returns true when it gave memory
+// back (mem_alloc then retries), false when it has nothing to give.
+void mem_set_oom_hook(bool (*hook)());
+// Free page reporting: one bit per 2 MiB frame meaning "reported to the host as free". Storage comes
+// from the driver (mem_huge_frames() bits). Every mem_alloc covering a marked frame clears the mark.
+void mem_reported_init(uint64_t* bitmap);
+void mem_mark_reported(uint64_t huge_idx);
+uint64_t mem_huge_frames();
+// Takes one free 2 MiB frame for reporting: leaves its mark alone, never calls the OOM hook.
+bool mem_isolate_huge(uint64_t& frame, bool& reported);
+
 }  // namespace guest

@@ -48,6 +48,15 @@ uint32_t step_echo(const StepArgs& a) {
   return 0;
 }
 
+uint32_t step_barrier(const StepArgs& a) {
+  if (a.argc != 1) return step_usage(a, "barrier");
+  if (!a.dry) {
+    kprintf("barrier: waiting for `hvmm ctl continue`\n");
+    hypercall(hvmm::abi::Hypercall::kBarrier);
+  }
+  return 0;
+}
+
 uint32_t step_fault(const StepArgs& a) {
   if (a.argc != 1) return step_usage(a, "fault");
   if (!a.dry) {
@@ -77,6 +86,7 @@ const StepDef kBasicSteps[] = {
     {"exit", "exit [<code>]", step_exit},
     {"fault", "fault", step_fault},
     {"echo", "echo <text>", step_echo},
+    {"barrier", "barrier", step_barrier},
 };
 const unsigned kBasicStepCount = sizeof(kBasicSteps) / sizeof(kBasicSteps[0]);
 
@@ -139,7 +149,7 @@ uint32_t run_workload(const BootInfo& boot, const char* workload) {
     for (unsigned i = 0; i < n; i++) {
       const StepDef* def = find_step(g_steps[i].argv[0]);
       if (!def) {
-        kprintf("workload: unknown step '%s' (steps: info, echo, sleep, exit, fault, alloc, alloc-huge, free, verify, stats, bench-alloc)\n",
+        kprintf("workload: unknown step '%s' (steps: info, echo, sleep, barrier, exit, fault, alloc, alloc-huge, free, verify, stats, bench-alloc)\n",
                 g_steps[i].argv[0]);
         return kExitBadWorkload;
       }

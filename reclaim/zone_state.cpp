@@ -95,7 +95,7 @@ ResizeResult ZoneState::shrink(uint64_t target) {
         if (table_.get(i) != from || !host::hard_reclaim(zone_.view, i)) continue;
         table_.set(i, HugeState::kHard);
         usable -= kHugeBytes;
-        (void)from;
+        if (from == HugeState::kInstalled) runs.add(zone_.huge_gpa(i));
       }
     }
   }

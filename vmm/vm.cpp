@@ -162,12 +162,19 @@ nlohmann::json Vm::status() {
   j["vcpus"] = cfg_.cpus;
   j["uptime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   j["stopping"] = stopping();
+  j["barrier_waiting"] = hypercalls_->barrier_waiting();
+  j["barriers_passed"] = hypercalls_->barriers_passed();
   return j;
 }
 
 nlohmann::json Vm::resize(uint64_t target_bytes) {
   if (stopping()) return {{"ok", false}, {"error", "the VM is stopping"}};
   return reclaim_->resize(target_bytes);
+}
+
+nlohmann::json Vm::continue_guest() {
+  hypercalls_->grant_barrier();
+  return {{"ok", true}};
 }
 
 nlohmann::json Vm::shutdown() {

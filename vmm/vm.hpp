@@ -57,6 +57,7 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   nlohmann::json status() override;
   nlohmann::json resize(uint64_t target_bytes) override;
   nlohmann::json shutdown() override;
+  nlohmann::json continue_guest() override;
 
  private:
   void boot(const VmConfig& cfg, boot::FdtConfig& fdt);

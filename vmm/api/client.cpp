@@ -18,7 +18,7 @@ using nlohmann::json;
 // Responses (a large status) may be longer than requests.
 constexpr size_t kMaxResponseLine = 16 * 1024 * 1024;
 
-constexpr const char* kCommands = "expected status, resize SIZE or shutdown";
+constexpr const char* kCommands = "expected status, resize SIZE, continue or shutdown";
 
 bool is_ok(const json& resp) {
   const auto it = resp.find("ok");
@@ -71,7 +71,7 @@ int run_ctl(const std::string& sock_path, const std::vector<std::string>& args, 
   if (args.empty()) return usage_error(fmt::format("no command given ({})", kCommands));
   const std::string& cmd = args[0];
   const size_t want_args = cmd == "resize" ? 2 : 1;
-  if (cmd != "status" && cmd != "resize" && cmd != "shutdown")
+  if (cmd != "status" && cmd != "resize" && cmd != "shutdown" && cmd != "continue")
     return usage_error(fmt::format("unknown command '{}' ({})", cmd, kCommands));
   if (args.size() != want_args)
     return usage_error(cmd == "resize" ? "resize needs exactly one SIZE (e.g. 2G)"
@@ -104,6 +104,8 @@ int run_ctl(const std::string& sock_path, const std::vector<std::string>& args, 
         out << fmt::format("resized to {} in {:.1f} ms\n", format_size(target), ms->get<double>());
       else
         out << fmt::format("resized to {}\n", format_size(target));
+    } else if (cmd == "continue") {
+      out << "guest released from its barrier\n";
     } else {
       out << "shutdown requested\n";
     }

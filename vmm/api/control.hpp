@@ -19,6 +19,10 @@ struct ControlHandler {
   // Asks the VM to stop cleanly and returns at once. Must not destroy the ControlServer from this
   // call (the server's destructor joins the thread that is running it).
   virtual nlohmann::json shutdown() = 0;
+  // Lets the guest past its next `barrier` workload step (or the one it is blocked in).
+  virtual nlohmann::json continue_guest() {
+    return {{"ok", false}, {"error", "continue is not supported here"}};
+  }
 };
 
 }  // namespace hvmm::api

@@ -40,18 +40,19 @@ json dispatch(const json& req, ControlHandler& handler) {
   if (!req.is_object()) return error_response("request must be a JSON object like {\"cmd\":\"status\"}");
   const auto cmd_it = req.find("cmd");
   if (cmd_it == req.end() || !cmd_it->is_string())
-    return error_response("request needs a string \"cmd\" (status, resize or shutdown)");
+    return error_response("request needs a string \"cmd\" (status, resize, continue or shutdown)");
   const auto& cmd = cmd_it->get_ref<const std::string&>();
 
   if (cmd == "status") return normalise(handler.status());
   if (cmd == "shutdown") return normalise(handler.shutdown());
+  if (cmd == "continue") return normalise(handler.continue_guest());
   if (cmd == "resize") {
     std::string error;
     const auto size = size_field(req, &error);
     if (!size) return error_response(error);
     return normalise(handler.resize(*size));
   }
-  return error_response(fmt::format("unknown command '{}' (expected status, resize or shutdown)",
+  return error_response(fmt::format("unknown command '{}' (expected status, resize, continue or shutdown)",
                                     cmd.substr(0, 64)));
 }
 

@@ -21,8 +21,11 @@ int main(int argc, char** argv) {
   run->add_option("--kernel", ro.kernel, "ELF64 kernel to boot instead of the built-in one");
   run->add_option("--cmdline", ro.cmdline, "Kernel command line");
   run->add_option("--workload", ro.workload,
-                  "Steps for the built-in kernel, separated by ';' (e.g. \"info; sleep 2s; exit 3\"). "
-                  "Steps: info, sleep DURATION, exit [CODE], fault. Default: a demo");
+                  "Steps for the built-in kernel, separated by ';', e.g. \"alloc 2G; free; sleep 20s\". "
+                  "Steps: info | echo TEXT | sleep DURATION | exit [CODE] | fault | "
+                  "alloc SIZE|N%|all (4 KiB frames, patterned) | alloc-huge SIZE|N%|all (2 MiB) | "
+                  "free [all] (newest region / all) | verify | stats | barrier (wait for `hvmm ctl continue`) | "
+                  "bench-alloc. Default: a 40 s demo whose memory demand rises and falls");
   run->add_option("--auto-reclaim", ro.auto_reclaim, "Reclaim free guest memory continuously [PERIOD] (not available yet)")
       ->expected(0, 1);
   run->add_option("--reclaim", ro.reclaim, "Reclamation mechanism: hyperalloc | balloon | none")->capture_default_str();
@@ -31,9 +34,12 @@ int main(int argc, char** argv) {
 
   std::string sock;
   std::vector<std::string> ctl_args;
-  auto* ctl = app.add_subcommand("ctl", "Control a running VM: status | resize SIZE | shutdown");
+  auto* ctl = app.add_subcommand("ctl", "Control a running VM: status | resize SIZE | continue | shutdown");
   ctl->add_option("--api-sock", sock, "The VM's control socket (hvmm run --api-sock)")->required();
-  ctl->add_option("command", ctl_args, "status | resize SIZE | shutdown")->required();
+  ctl->add_option("command", ctl_args,
+                  "status: one JSON object | resize SIZE: set the guest's usable memory and wait | "
+                  "continue: release the guest's `barrier` step | shutdown: stop the VM")
+      ->required();
 
   try {
     app.parse(argc, argv);
