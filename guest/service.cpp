@@ -3,7 +3,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "guest/arch.hpp"
+#include "guest/console.hpp"
 #include "guest/hypercall.hpp"
+#include "guest/virtio/balloon.hpp"
+#include "guest/virtio/page_reporting.hpp"
 
 namespace guest {
 namespace {
@@ -31,8 +35,50 @@ bool ap_is_service(unsigned cpu) {
 void publish_cpu_roles(const BootInfo& boot) { publish(g_first_service, boot.cpus); }
 void service_cpus_release() { publish(g_mem_ready, 1); }
 
-void service_main(unsigned, const BootInfo&) {
-  for (;;) wait_on(&g_mem_ready, 1, 3600 * kSecond);  // no drivers yet: stay out of the way
+namespace {
+uint32_t g_idle = 0;  // never changes: the service CPU waits on it until wake_all() or a timeout
+constexpr unsigned kBatchesPerRound = 16;  // 16 x 256 pages between InterruptStatus reads
+
+uint64_t to_ns(uint64_t ticks, uint64_t hz) { return hz ? static_cast<uint64_t>((unsigned __int128)ticks * kSecond / hz) : 0; }
+
+// The balloon driver's work loop, like Linux's balloon worker and page-reporting work items,
+// but on a CPU of its own: the host's "interrupt" is wake_all(), which ends our wait early.
+[[noreturn]] void balloon_loop(const BootInfo& boot) {
+  using namespace virtio;
+  const bool reporting = reporting_init(boot);
+  uint64_t busy = 0;             // TSC ticks spent in driver work (the service CPU's cost)
+  uint32_t seen_target = balloon_info().target;
+  bool moving = seen_target != 0;
+  uint64_t move_start = rdtsc();
+  for (;;) {
+    const uint64_t t0 = rdtsc();
+    if (balloon_ack_interrupt() & virtio::reg::kIntConfigChange) balloon_read_target();
+    balloon_service_stats();
+    BalloonInfo info = balloon_info();
+    if (info.target != seen_target) {
+      seen_target = info.target;
+      moving = true;
+      move_start = t0;
+    }
+    const bool more = balloon_step(kBatchesPerRound);
+    if (moving && !more) {
+      info = balloon_info();
+      const uint64_t end = rdtsc();
+      kprintf("balloon: %lu MiB in the balloon (target %lu MiB%s) after %lu ms; driver CPU %lu ms so far, %lu OOM deflates\n",
+              uint64_t(info.actual) >> 8, uint64_t(info.target) >> 8, info.actual == info.target ? ", reached" : ", out of memory",
+              to_ns(end - move_start, boot.tsc_hz) / 1000000, to_ns(busy + end - t0, boot.tsc_hz) / 1000000, info.oom_deflates);
+      moving = false;
+    }
+    if (reporting) reporting_tick(to_ns(rdtsc(), boot.tsc_hz));
+    busy += rdtsc() - t0;
+    if (!more) wait_on(&g_idle, 0, kSecond / 2);
+  }
+}
+}  // namespace
+
+void service_main(unsigned, const BootInfo& boot) {
+  if (virtio::balloon_init(boot)) balloon_loop(boot);
+  for (;;) wait_on(&g_mem_ready, 1, 3600 * kSecond);  // no driver to run: stay out of the way
 }
 
 }  // namespace guest

@@ -25,8 +25,11 @@ build() {
   shift
   local args=()
   [ $# -gt 0 ] && args=(--target "$@")
+  # Keep going after an error, so that one broken target does not hide the tests of the others.
+  local keep_going=(-k)
+  [ -f "$dir/build.ninja" ] && keep_going=(-k 0)
   echo "building ${*:-all} in $dir (log: $dir/build.log)"
-  if ! cmake --build "$dir" -j"$JOBS" "${args[@]}" >"$dir/build.log" 2>&1; then
+  if ! cmake --build "$dir" -j"$JOBS" "${args[@]}" -- "${keep_going[@]}" >"$dir/build.log" 2>&1; then
     tail -n 40 "$dir/build.log"
     echo "build failed in $dir"
     return 1

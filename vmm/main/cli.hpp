@@ -1,11 +1,15 @@
 // The `hvmm` command line: `hvmm run …` boots a VM, `hvmm ctl …` talks to a running one.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <string>
 
 #include "vmm/vm.hpp"
 
 namespace hvmm::cli {
+
+// How often --auto-reclaim looks for idle memory when no PERIOD is given (README: "Auto-reclaim").
+inline constexpr std::chrono::milliseconds kDefaultAutoPeriod{1000};
 
 struct RunOptions {
   std::string mem = "2G";

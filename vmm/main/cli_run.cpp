@@ -3,13 +3,34 @@
 #include <stdexcept>
 
 #include "vmm/api/size_parse.hpp"
+#include "vmm/balloon_mechanism.hpp"
+#include "vmm/hyperalloc_mechanism.hpp"
 #include "vmm/layout.hpp"
+#include "vmm/reclaim_none.hpp"
 #include "vmm/main/cli.hpp"
 
 extern "C" const uint8_t hvmm_embedded_kernel_start[];
 extern "C" const uint8_t hvmm_embedded_kernel_end[];
 
 namespace hvmm::cli {
+
+namespace {
+// --auto-reclaim=PERIOD: "500ms", "1s", "2.5s" (plain numbers are seconds), 10 ms .. 1 h.
+std::chrono::milliseconds parse_period(const std::string& s) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = s.substr(used);
+  double ms = unit == "ms" ? v : (unit == "s" || unit.empty()) ? v * 1000 : unit == "m" ? v * 60000 : -1;
+  if (used == 0 || ms < 10 || ms > 3600 * 1000)
+    throw std::invalid_argument(fmt::format("--auto-reclaim={}: expected a period from 10ms to 1h, e.g. 500ms or 2s", s));
+  return std::chrono::milliseconds(static_cast<int64_t>(ms));
+}
+}  // namespace
 
 VmConfig make_vm_config(const RunOptions& o) {
   using namespace layout;
@@ -29,10 +50,10 @@ VmConfig make_vm_config(const RunOptions& o) {
     throw std::invalid_argument(fmt::format("--cpus {}: must be between 1 and 64", o.cpus));
   if (o.workload.find('\0') != std::string::npos || o.cmdline.find('\0') != std::string::npos)
     throw std::invalid_argument("--cmdline/--workload: NUL bytes are not allowed");
-  if (o.auto_reclaim_set)
-    throw std::invalid_argument("--auto-reclaim: not available yet (host reclamation is still being built)");
-  if (o.reclaim != "hyperalloc" && o.reclaim != "none")
-    throw std::invalid_argument(fmt::format("--reclaim {}: not available yet (only 'hyperalloc' and 'none' are built)", o.reclaim));
+  if (o.reclaim != "hyperalloc" && o.reclaim != "none" && o.reclaim != "balloon")
+    throw std::invalid_argument(fmt::format("--reclaim {}: unknown mechanism (hyperalloc, balloon or none)", o.reclaim));
+  if (o.auto_reclaim_set && o.reclaim == "none")
+    throw std::invalid_argument("--auto-reclaim needs a mechanism: --reclaim hyperalloc (default) or balloon");
 
   VmConfig c;
   c.mem_bytes = *mem;
@@ -43,6 +64,15 @@ VmConfig make_vm_config(const RunOptions& o) {
   c.workload = o.workload;
   c.api_sock = o.api_sock;
   c.quiet = o.quiet;
+  if (o.reclaim == "hyperalloc") {
+    c.reclaim = std::make_shared<HyperallocMechanism>();
+    if (o.auto_reclaim_set) c.auto_reclaim = o.auto_reclaim.empty() ? kDefaultAutoPeriod : parse_period(o.auto_reclaim);
+  } else if (o.reclaim == "balloon") {  // the guest's reporting sets the pace: the period is not used
+    c.reclaim = std::make_shared<BalloonMechanism>();
+    if (o.auto_reclaim_set) c.auto_reclaim = std::chrono::milliseconds(2000);
+  } else {
+    c.reclaim = std::make_shared<NoReclaim>();
+  }
   return c;
 }
 

@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
                   "alloc SIZE|N%|all (4 KiB frames, patterned) | alloc-huge SIZE|N%|all (2 MiB) | "
                   "free [all] (newest region / all) | verify | stats | barrier (wait for `hvmm ctl continue`) | "
                   "bench-alloc. Default: a 40 s demo whose memory demand rises and falls");
-  run->add_option("--auto-reclaim", ro.auto_reclaim, "Reclaim free guest memory continuously [PERIOD] (not available yet)")
+  run->add_option("--auto-reclaim", ro.auto_reclaim, "Give free guest memory back to the host continuously; optional PERIOD (default 1s): "
+                  "hyperalloc soft-reclaims idle huge frames, balloon enables free page reporting")
       ->expected(0, 1);
   run->add_option("--reclaim", ro.reclaim, "Reclamation mechanism: hyperalloc | balloon | none")->capture_default_str();
   run->add_option("--api-sock", ro.api_sock, "Serve the control API on this Unix socket (see `hvmm ctl`)");

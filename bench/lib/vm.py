@@ -1,0 +1,148 @@
+"""Launch and drive one hvmm VM from a benchmark: control socket (JSON lines), RSS sampling,
+guest output capture. Every VM is killed when its context ends, even on errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def read_rss(pid: int) -> int:
+    """VmRSS of a process in bytes (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's RSS every `period` seconds: [(t, bytes)], t since start."""
+
+    def __init__(self, pid: int, period: float = 0.1):
+        super().__init__(daemon=True)
+        self.pid, self.period = pid, period
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self):
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic() - self.t0, read_rss(self.pid)))
+            self._stop.wait(self.period)
+
+    def stop(self):
+        self._stop.set()
+        self.join()
+
+    def gib_minutes(self) -> float:
+        s = self.samples
+        return sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(s, s[1:])) / 2**30 / 60
+
+    def peak(self) -> int:
+        return max((b for _, b in self.samples), default=0)
+
+
+class Vm:
+    """`with Vm(hvmm, mem="16G", workload="...") as vm:` — starts hvmm with an API socket."""
+
+    def __init__(self, hvmm: str, mem: str = "16G", cpus: int = 2, workload: str = "", reclaim: str = "hyperalloc",
+                 auto_reclaim: str | None = None, extra: list[str] | None = None, sample_period: float = 0.1):
+        self.dir = tempfile.TemporaryDirectory(prefix="hvmm-bench-")
+        self.sock = os.path.join(self.dir.name, "api.sock")
+        cmd = [hvmm, "run", "--mem", mem, "--cpus", str(cpus), "--reclaim", reclaim, "--api-sock", self.sock,
+               "--quiet"]
+        if workload:
+            cmd += ["--workload", workload]
+        if auto_reclaim is not None:
+            cmd.append(f"--auto-reclaim={auto_reclaim}" if auto_reclaim else "--auto-reclaim")
+        cmd += extra or []
+        self.cmd = cmd
+        self.out_path = Path(self.dir.name) / "stdout"
+        self.err_path = Path(self.dir.name) / "stderr"
+        self.proc = subprocess.Popen(cmd, stdout=open(self.out_path, "w"), stderr=open(self.err_path, "w"),
+                                     start_new_session=True)
+        self.rss = RssSampler(self.proc.pid, sample_period)
+        self.rss.start()
+        self._wait_socket()
+
+    def _wait_socket(self, timeout: float = 10):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hvmm exited early ({self.proc.returncode}): {self.stderr()}")
+            if os.path.exists(self.sock):
+                return
+            time.sleep(0.01)
+        raise RuntimeError("hvmm did not open its API socket")
+
+    def request(self, obj: dict, timeout: float = 600) -> dict:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.sock)
+            s.sendall((json.dumps(obj) + "\n").encode())
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        return json.loads(buf)
+
+    def status(self) -> dict:
+        return self.request({"cmd": "status"})
+
+    def resize(self, size) -> dict:
+        r = self.request({"cmd": "resize", "size": size})
+        if not r.get("ok"):
+            raise RuntimeError(f"resize to {size} failed: {r.get('error')}")
+        return r
+
+    def wait_barrier(self, timeout: float = 600):
+        """Blocks until the guest sits in a `barrier` step."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"guest ended before its barrier ({self.proc.returncode}): {self.stderr()}")
+            if self.status().get("barrier_waiting"):
+                return
+            time.sleep(0.02)
+        raise TimeoutError("guest never reached its barrier")
+
+    def cont(self):
+        self.request({"cmd": "continue"})
+
+    def wait(self, timeout: float = 600) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.rss.stop()
+
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if self.rss.is_alive():
+            self.rss.stop()
+        self.dir.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,162 @@
+// --reclaim balloon end to end: the virtio-balloon device, the guest's balloon driver on its
+// service vCPU, resize through the control socket, deflate-on-OOM and free page reporting.
+#include <catch2/catch.hpp>
+
+#include <optional>
+#include <regex>
+#include <thread>
+
+#include "hvmm_env.hpp"
+
+using namespace hvmm::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr uint64_t kMiB = 1024;  // in KiB, like VmRSS
+constexpr uint64_t kGiB = 1024 * kMiB;
+
+// `hvmm ctl --api-sock SOCK ARGS...`, with its own hard timeout.
+ProcessResult ctl(const std::string& sock, std::vector<std::string> args, std::chrono::milliseconds limit = 60'000ms) {
+  std::vector<std::string> argv{hvmm_binary(), "ctl", "--api-sock", sock};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_process(std::move(argv), ChildOptions{.timeout = limit});
+}
+
+// A number field of `hvmm ctl status` output ("name": 123).
+std::optional<uint64_t> status_field(const std::string& sock, const std::string& name) {
+  auto r = ctl(sock, {"status"}, 10'000ms);
+  std::smatch m;
+  if (!r.exited || r.status != 0 || !std::regex_search(r.out, m, std::regex("\"" + name + "\": *([0-9]+)"))) return std::nullopt;
+  return std::stoull(m[1]);
+}
+
+}  // namespace
+
+TEST_CASE("balloon: resize 8G -> 2G frees host memory, contents survive, resize 8G gives it back", "[kvm][balloon]") {
+  HVMM_REQUIRE_KVM();
+  TempFile dir("unused", "");
+  const std::string sock = dir.dir() + "/api.sock";
+  std::optional<uint64_t> rss_before, rss_small, balloon_bytes;
+  std::string resize_small_out, resize_big_out, continue_out;
+  bool resized_small = false, resized_big = false, continued = false;
+  // Hold 1 GiB with a pattern, touch and free 5 GiB more, then wait at the barrier for the test.
+  auto r = run_hvmm({"run", "--mem", "8G", "--cpus", "2", "--reclaim", "balloon", "--quiet", "--api-sock", sock, "--workload",
+                     "alloc 1G; alloc 5G; free; barrier; verify; alloc 3G; verify"},
+                    85'000ms, [&](ChildProcess& c) {
+                      if (!c.wait_for_stdout("barrier: waiting", 60'000ms)) return;
+                      rss_before = c.rss_kib();
+                      auto small = ctl(sock, {"resize", "2G"});
+                      resize_small_out = small.describe();
+                      resized_small = small.exited && small.status == 0;
+                      balloon_bytes = status_field(sock, "balloon_actual_bytes");
+                      rss_small = c.rss_kib();
+                      auto big = ctl(sock, {"resize", "8G"});
+                      resize_big_out = big.describe();
+                      resized_big = big.exited && big.status == 0;
+                      auto cont = ctl(sock, {"continue"}, 10'000ms);
+                      continue_out = cont.describe();
+                      continued = cont.exited && cont.status == 0;
+                    });
+  INFO(r.describe());
+  INFO("resize 2G: " << resize_small_out);
+  INFO("resize 8G: " << resize_big_out);
+  INFO("continue: " << continue_out);
+  REQUIRE(rss_before.has_value());
+  CHECK(*rss_before > 5 * kGiB);  // the guest really touched 6 GiB
+  CHECK(resized_small);
+  REQUIRE(balloon_bytes.has_value());
+  CHECK(*balloon_bytes == 6ull << 30);
+  REQUIRE(rss_small.has_value());
+  CHECK(*rss_small < 1536 * kMiB);
+  CHECK(resized_big);
+  CHECK(continued);
+  REQUIRE(r.exited);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("balloon: 6144 MiB in the balloon (target 6144 MiB, reached)"));
+  CHECK_THAT(r.out, Catch::Contains("balloon: 0 MiB in the balloon (target 0 MiB, reached)"));
+  CHECK_THAT(r.out, !Catch::Contains("FAILED"));
+}
+
+TEST_CASE("balloon: deflate-on-OOM lets the guest allocate past its shrunk size, as Linux does", "[kvm][balloon]") {
+  HVMM_REQUIRE_KVM();
+  TempFile dir("unused", "");
+  const std::string sock = dir.dir() + "/api.sock";
+  std::string resize_out, too_big_out;
+  bool resized = false, too_big_refused = false;
+  std::optional<uint64_t> balloon_after;
+  auto r = run_hvmm({"run", "--mem", "1G", "--cpus", "1", "--reclaim", "balloon", "--quiet", "--api-sock", sock, "--workload",
+                     "barrier; alloc 800M; verify; barrier"},
+                    60'000ms, [&](ChildProcess& c) {
+                      if (!c.wait_for_stdout("barrier: waiting", 30'000ms)) return;
+                      auto too_big = ctl(sock, {"resize", "2G"});
+                      too_big_out = too_big.describe();
+                      too_big_refused = too_big.exited && too_big.status != 0;
+                      auto small = ctl(sock, {"resize", "256M"});  // balloon: 768 MiB
+                      resize_out = small.describe();
+                      resized = small.exited && small.status == 0;
+                      ctl(sock, {"continue"}, 10'000ms);
+                      // Second barrier: the allocation is done; look at the balloon before exit.
+                      const auto deadline = std::chrono::steady_clock::now() + 30s;
+                      while (std::chrono::steady_clock::now() < deadline &&
+                             c.out_so_far().find("barrier: waiting", c.out_so_far().find("verify:")) == std::string::npos)
+                        std::this_thread::sleep_for(50ms);
+                      balloon_after = status_field(sock, "balloon_actual_bytes");
+                      ctl(sock, {"continue"}, 10'000ms);
+                    });
+  INFO(r.describe());
+  INFO("resize 2G: " << too_big_out);
+  INFO("resize 256M: " << resize_out);
+  CHECK(too_big_refused);
+  CHECK(resized);
+  REQUIRE(r.exited);
+  CHECK(r.status == 0);  // 800 MiB allocated and verified although only 256 MiB were left
+  CHECK_THAT(r.out, Catch::Contains("verify: ok"));
+  REQUIRE(balloon_after.has_value());
+  CHECK(*balloon_after < 768ull << 20);  // the balloon gave pages back under OOM
+}
+
+TEST_CASE("balloon: --auto-reclaim (free page reporting) brings RSS below 0.5 GiB within 10 s of a free", "[kvm][balloon]") {
+  HVMM_REQUIRE_KVM();
+  std::optional<uint64_t> peak, low;
+  std::chrono::duration<double> took{};
+  auto r = run_hvmm({"run", "--mem", "8G", "--cpus", "2", "--reclaim", "balloon", "--auto-reclaim", "--quiet", "--workload",
+                     "alloc 2G; free; sleep 20s"},
+                    60'000ms, [&](ChildProcess& c) {
+                      if (!c.wait_for_stdout("free:", 40'000ms)) return;
+                      const auto freed = std::chrono::steady_clock::now();
+                      peak = c.rss_kib();
+                      while (std::chrono::steady_clock::now() - freed < 10s) {
+                        auto rss = c.rss_kib();
+                        if (!rss) break;
+                        if (*rss < 512 * kMiB) {
+                          low = rss;
+                          took = std::chrono::steady_clock::now() - freed;
+                          break;
+                        }
+                        std::this_thread::sleep_for(100ms);
+                      }
+                    });
+  INFO(r.describe());
+  REQUIRE(peak.has_value());
+  CHECK(*peak > 1536 * kMiB);  // 2 GiB were touched
+  REQUIRE(low.has_value());    // below 0.5 GiB within 10 s
+  INFO("RSS fell to " << *low << " KiB after " << took.count() << " s");
+  CHECK(r.exited);
+  CHECK(r.status == 0);
+}
+
+TEST_CASE("balloon: without --auto-reclaim reported pages are only acknowledged", "[kvm][balloon]") {
+  HVMM_REQUIRE_KVM();
+  std::optional<uint64_t> rss;
+  auto r = run_hvmm({"run", "--mem", "2G", "--cpus", "1", "--reclaim", "balloon", "--quiet", "--workload", "alloc 1G; free; sleep 5s"},
+                    40'000ms, [&](ChildProcess& c) {
+                      if (!c.wait_for_stdout("free:", 30'000ms)) return;
+                      std::this_thread::sleep_for(4s);  // past the 2 s reporting delay
+                      rss = c.rss_kib();
+                    });
+  INFO(r.describe());
+  REQUIRE(rss.has_value());
+  CHECK(*rss > 768 * kMiB);  // still resident: no automatic reclamation was asked for
+  CHECK(r.status == 0);
+}

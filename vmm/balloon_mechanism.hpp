@@ -1,0 +1,62 @@
+// --reclaim balloon: the classic baseline. A virtio-balloon device (devices/virtio) in virtio-mmio
+// slot 0, driven by the built-in guest's balloon driver on a service vCPU (guest/virtio/).
+//
+// resize(target) sets the balloon target to (RAM - target) / 4 KiB pages and waits for the guest
+// to get there; inflated pages are discarded (MADV_DONTNEED) as they arrive. The guest reports free
+// 2 MiB blocks (free page reporting) whenever the device offers REPORTING, which it always does:
+// the host only discards them after start_auto() (--auto-reclaim), and just acknowledges them before.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "devices/virtio/balloon.hpp"
+#include "devices/virtio/mmio.hpp"
+#include "vmm/reclaim_mechanism.hpp"
+
+namespace hvmm {
+
+class BalloonMechanism final : public ReclaimMechanism {
+ public:
+  struct Options {
+    std::chrono::milliseconds stats_period{2000};   // how often we ask the guest for statistics
+    std::chrono::milliseconds stall_timeout{10000};  // resize fails when `actual` stops moving this long
+  };
+  BalloonMechanism() : BalloonMechanism(Options{}) {}
+  explicit BalloonMechanism(Options opt);
+  ~BalloonMechanism() override;
+
+  const char* name() const override { return "balloon"; }
+  void attach(VmWiring& w) override;
+  nlohmann::json status() override;
+  nlohmann::json resize(uint64_t target_bytes) override;
+  void start_auto(std::chrono::milliseconds period) override;
+  std::string status_line() override;
+  void stop() override;
+
+ private:
+  class Backend;
+  class Irq;
+  class Slot;
+  void stats_poller();
+
+  Options opt_;
+  const GuestMemory* mem_ = nullptr;
+  uint64_t ram_bytes_ = 0;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<virtio::Balloon> balloon_;
+  std::unique_ptr<Irq> irq_;
+  std::unique_ptr<virtio::MmioTransport> transport_;
+  std::unique_ptr<Slot> slot_;
+  std::mutex resize_mu_;  // one resize at a time
+  std::atomic<uint64_t> last_resize_ms_{0};
+  std::mutex poll_mu_;
+  std::condition_variable poll_cv_;
+  bool stopping_ = false;
+  std::thread poller_;
+};
+
+}  // namespace hvmm
