@@ -18,12 +18,12 @@ int64_t HyperallocDevice::register_zone(uint64_t gpa) {
   {
     std::lock_guard lk(register_mu_);
     if (owned_) {
-      fmt::print(stderr, "hvmm: hyperalloc: registration refused: the guest already registered a zone\n");
+      refuse_log("registration refused: the guest already registered a zone");
       return status(abi::HypercallStatus::kInvalid);
     }
-    reclaim::RegistrationResult r = reclaim::read_registration(mem_, gpa);
+    reclaim::RegistrationResult r = reclaim::read_registration(mem_, gpa, protected_);
     if (!r) {
-      fmt::print(stderr, "hvmm: hyperalloc: registration at {:#x} refused: {}\n", gpa, r.error);
+      refuse_log(fmt::format("registration at {:#x} refused: {}", gpa, r.error));
       return status(abi::HypercallStatus::kInvalid);
     }
     owned_ = std::make_unique<reclaim::ZoneState>(mem_, *r.zone);
@@ -32,6 +32,12 @@ int64_t HyperallocDevice::register_zone(uint64_t gpa) {
   }
   if (on_registered_) on_registered_(*zone);
   return status(abi::HypercallStatus::kOk);
+}
+
+void HyperallocDevice::refuse_log(const std::string& msg) {
+  // A guest may retry forever: log the first few refusals, then every power of two.
+  uint64_t n = ++refusals_;
+  if (n <= 16 || (n & (n - 1)) == 0) fmt::print(stderr, "hvmm: hyperalloc: {} (refusal #{})\n", msg, n);
 }
 
 void HyperallocDevice::note_invalid(const char* what, uint64_t value) {

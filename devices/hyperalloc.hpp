@@ -6,8 +6,10 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <vector>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "devices/bus.hpp"
 #include "reclaim/zone_state.hpp"
@@ -23,6 +25,8 @@ class HyperallocDevice : public BusDevice {
   // The hypercall handler: validates the record at `gpa` and creates the zone state. Returns 0, or
   // HypercallStatus::kInvalid (bad record, or a second registration) with the reason logged.
   int64_t register_zone(uint64_t gpa);
+  // Guest memory the registered arrays must not overlap (kernel image, boot data). Set before the VM runs.
+  void set_protected_ranges(std::vector<reclaim::GpaRange> r) { protected_ = std::move(r); }
   // Called once, in the registering vCPU thread, right after a successful registration (e.g. to
   // start the auto-reclaim thread). Set it before the VM runs.
   void set_on_registered(std::function<void(reclaim::ZoneState&)> cb) { on_registered_ = std::move(cb); }
@@ -44,6 +48,9 @@ class HyperallocDevice : public BusDevice {
   std::unique_ptr<reclaim::ZoneState> owned_;  // guarded by register_mu_
   std::atomic<reclaim::ZoneState*> zone_{nullptr};
   std::function<void(reclaim::ZoneState&)> on_registered_;
+  std::vector<reclaim::GpaRange> protected_;
+  uint64_t refusals_ = 0;  // guarded by register_mu_
+  void refuse_log(const std::string& msg);
   std::atomic<uint64_t> invalid_{0};
 };
 

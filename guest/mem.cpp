@@ -1,6 +1,7 @@
 #include "guest/mem.hpp"
 
 #include <atomic>
+#include <cstring>
 
 #include "guest-alloc/abi_hyperalloc.hpp"
 #include "guest/arch.hpp"
@@ -35,26 +36,10 @@ void clear_reported(uint64_t frame, unsigned order) {
 
 uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-// Asks the host to give back the backing of one 2 MiB frame before the guest touches it.
-void install(uint64_t huge_idx) {
-  if (g_install_port < 0) return;  // no hyperalloc device: nothing was ever taken
-  outl(static_cast<uint16_t>(g_install_port), static_cast<uint32_t>(huge_idx));
-  std::atomic_ref<uint64_t>(g_installs).fetch_add(1, std::memory_order_relaxed);
-}
 
-void register_with_host(const hvmm::alloc::Sizes&, void* trees, void* children, void* bitfield, uint64_t frames) {
-  auto& r = g_registration;
-  r = hvmm::abi::hyperalloc::layout_template();
-  auto v = g_alloc.shared();
-  r.first_pfn = 0;
-  r.frames = frames;
-  r.trees_gpa = reinterpret_cast<uintptr_t>(trees);
-  r.trees_len = v.trees_count() * sizeof(hvmm::alloc::Tree);
-  r.children_gpa = reinterpret_cast<uintptr_t>(children);
-  r.children_len = v.children_count() * sizeof(hvmm::alloc::Child);
-  r.bitfield_gpa = reinterpret_cast<uintptr_t>(bitfield);
-  r.bitfield_len = v.children_count() * sizeof(hvmm::alloc::Bitfield);
-  int64_t rc = hypercall(hvmm::abi::Hypercall::kHyperallocRegister, reinterpret_cast<uintptr_t>(&r));
+void register_with_host() {
+  g_registration = mem_registration();
+  int64_t rc = hypercall(hvmm::abi::Hypercall::kHyperallocRegister, reinterpret_cast<uintptr_t>(&g_registration));
   if (rc != 0) {
     kprintf("hyperalloc: the host refused our registration (status %ld); running without reclamation\n", rc);
     g_install_port = -1;
@@ -63,6 +48,15 @@ void register_with_host(const hvmm::alloc::Sizes&, void* trees, void* children, 
 }  // namespace
 
 hvmm::alloc::LLFree& allocator() { return g_alloc; }
+
+// Asks the host to give back the backing of one 2 MiB frame before the guest touches it.
+void mem_install(uint64_t huge_idx) {
+  if (g_install_port < 0) return;  // no hyperalloc device: nothing was ever taken
+  outl(static_cast<uint16_t>(g_install_port), static_cast<uint32_t>(huge_idx));
+  std::atomic_ref<uint64_t>(g_installs).fetch_add(1, std::memory_order_relaxed);
+}
+
+int mem_install_port() { return g_install_port; }
 
 void mem_init(const BootInfo& boot) {
   uint64_t end = 0;
@@ -100,7 +94,9 @@ void mem_init(const BootInfo& boot) {
     g_alloc.reserve_range(boot.reserved[i].start / kPageSize, align_up(boot.reserved[i].size, kPageSize) / kPageSize);
 
   g_install_port = boot.hyperalloc_port;
-  if (g_install_port >= 0) register_with_host(sz, trees, children, bitfield, frames);
+  // `hvmm.no_register` on the command line: boot without registering (for hostile-record tests).
+  if (strstr(boot.bootargs, "hvmm.no_register")) g_install_port = -1;
+  if (g_install_port >= 0) register_with_host();
 }
 
 bool mem_alloc(unsigned order, uint64_t& frame) {
@@ -114,7 +110,7 @@ bool mem_alloc(unsigned order, uint64_t& frame) {
   if (r.reclaimed) {
     const uint64_t first = r.frame / kFramesPerChild;
     const uint64_t last = (r.frame + (1ull << order) - 1) / kFramesPerChild;
-    for (uint64_t h = first; h <= last; h++) install(h);
+    for (uint64_t h = first; h <= last; h++) mem_install(h);
   }
   return true;
 }
@@ -140,8 +136,22 @@ bool mem_isolate_huge(uint64_t& frame, bool& reported) {
   frame = r.frame;
   const uint64_t h = r.frame / kFramesPerChild;
   reported = g_reported && (std::atomic_ref<uint64_t>(g_reported[h / 64]).load(std::memory_order_relaxed) >> (h % 64)) & 1;
-  if (r.reclaimed) install(h);
+  if (r.reclaimed) mem_install(h);
   return true;
+}
+
+hvmm::abi::hyperalloc::Registration mem_registration() {
+  auto v = g_alloc.shared();
+  auto r = hvmm::abi::hyperalloc::layout_template();
+  r.first_pfn = 0;
+  r.frames = v.frames;
+  r.trees_gpa = reinterpret_cast<uintptr_t>(v.trees);
+  r.trees_len = v.trees_count() * sizeof(hvmm::alloc::Tree);
+  r.children_gpa = reinterpret_cast<uintptr_t>(v.children);
+  r.children_len = v.children_count() * sizeof(hvmm::alloc::Child);
+  r.bitfield_gpa = reinterpret_cast<uintptr_t>(v.bitfield);
+  r.bitfield_len = v.children_count() * sizeof(hvmm::alloc::Bitfield);
+  return r;
 }
 
 uint64_t mem_free_bytes() { return g_alloc.free_frames() * kPageSize; }

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 
+#include "guest-alloc/abi_hyperalloc.hpp"
 #include "guest-alloc/llfree.hpp"
 #include "guest/boot_info.hpp"
 
@@ -23,6 +24,11 @@ void mem_free(uint64_t frame, unsigned order);
 uint64_t mem_free_bytes();
 uint64_t mem_free_huge();
 uint64_t mem_installs();
+// The registration record for this zone (what mem_init sends to the hyperalloc device).
+hvmm::abi::hyperalloc::Registration mem_registration();
+// Asks the host to install one 2 MiB frame (no-op without a registered hyperalloc device).
+void mem_install(uint64_t huge_idx);
+int mem_install_port();
 hvmm::alloc::LLFree& allocator();
 
 inline void* frame_ptr(uint64_t frame) { return reinterpret_cast<void*>(frame * kPageSize); }

@@ -94,6 +94,8 @@ extern const StepDef kMemSteps[];
 extern const unsigned kMemStepCount;
 extern const StepDef kBenchSteps[];
 extern const unsigned kBenchStepCount;
+extern const StepDef kTestSteps[];
+extern const unsigned kTestStepCount;
 
 uint32_t step_usage(const StepArgs& a, const char* usage) {
   kprintf("workload: bad step '%s': usage: %s\n", a.argv[0], usage);
@@ -108,6 +110,8 @@ const StepDef* find_step(const char* name) {
     if (str_eq(kMemSteps[i].name, name)) return &kMemSteps[i];
   for (unsigned i = 0; i < kBenchStepCount; i++)
     if (str_eq(kBenchSteps[i].name, name)) return &kBenchSteps[i];
+  for (unsigned i = 0; i < kTestStepCount; i++)
+    if (str_eq(kTestSteps[i].name, name)) return &kTestSteps[i];
   return nullptr;
 }
 
@@ -149,7 +153,7 @@ uint32_t run_workload(const BootInfo& boot, const char* workload) {
     for (unsigned i = 0; i < n; i++) {
       const StepDef* def = find_step(g_steps[i].argv[0]);
       if (!def) {
-        kprintf("workload: unknown step '%s' (steps: info, echo, sleep, barrier, exit, fault, alloc, alloc-huge, free, verify, stats, bench-alloc)\n",
+        kprintf("workload: unknown step '%s' (steps: info, echo, sleep, barrier, exit, fault, alloc, alloc-huge, free, verify, stats, bench-alloc, churn, hostile-hyperalloc)\n",
                 g_steps[i].argv[0]);
         return kExitBadWorkload;
       }

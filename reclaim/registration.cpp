@@ -53,7 +53,8 @@ std::string check_layout(const Registration& r) {
 
 }  // namespace
 
-RegistrationResult validate_registration(const GuestMemory& mem, const Registration& r) {
+RegistrationResult validate_registration(const GuestMemory& mem, const Registration& r,
+                                         std::span<const GpaRange> protected_ranges) {
   if (std::string e = check_layout(r); !e.empty()) return refuse(std::move(e));
 
   if (r.frames == 0 || r.frames > alloc::kMaxFrames) return refuse(fmt::format("zone of {} frames", r.frames));
@@ -87,6 +88,11 @@ RegistrationResult validate_registration(const GuestMemory& mem, const Registrat
     return refuse(fmt::format("shared arrays overlap (trees {:#x}+{:#x}, children {:#x}+{:#x}, bitfield {:#x}+{:#x})",
                               z.trees.gpa, z.trees.len, z.children.gpa, z.children.len, z.bitfield.gpa,
                               z.bitfield.len));
+  for (const GpaRange& p : protected_ranges)
+    for (const GpaRange* a : {&z.trees, &z.children, &z.bitfield})
+      if (a->overlaps(p))
+        return refuse(fmt::format("shared array {:#x}+{:#x} overlaps protected guest memory {:#x}+{:#x} (kernel or boot data)",
+                                  a->gpa, a->len, p.gpa, p.len));
 
   z.view.trees = reinterpret_cast<alloc::Tree*>(trees);
   z.view.children = reinterpret_cast<alloc::Child*>(children);
@@ -95,10 +101,10 @@ RegistrationResult validate_registration(const GuestMemory& mem, const Registrat
   return {z, {}};
 }
 
-RegistrationResult read_registration(const GuestMemory& mem, uint64_t gpa) {
+RegistrationResult read_registration(const GuestMemory& mem, uint64_t gpa, std::span<const GpaRange> protected_ranges) {
   Registration r;
   if (!mem.read_obj(gpa, r)) return refuse(fmt::format("registration record at {:#x} is outside guest RAM", gpa));
-  return validate_registration(mem, r);
+  return validate_registration(mem, r, protected_ranges);
 }
 
 }  // namespace hvmm::reclaim

@@ -12,6 +12,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "guest-alloc/abi_hyperalloc.hpp"
@@ -47,8 +48,12 @@ struct RegistrationResult {
   explicit operator bool() const { return zone.has_value(); }
 };
 
-RegistrationResult validate_registration(const GuestMemory& mem, const abi::hyperalloc::Registration& r);
+// `protected_ranges`: guest memory the shared arrays must not overlap (the kernel image and the
+// VMM's boot data): the host writes to the arrays, and must not be steered into those.
+RegistrationResult validate_registration(const GuestMemory& mem, const abi::hyperalloc::Registration& r,
+                                         std::span<const GpaRange> protected_ranges = {});
 // Copies the record from guest RAM first (so the guest cannot change it while it is checked).
-RegistrationResult read_registration(const GuestMemory& mem, uint64_t gpa);
+RegistrationResult read_registration(const GuestMemory& mem, uint64_t gpa,
+                                     std::span<const GpaRange> protected_ranges = {});
 
 }  // namespace hvmm::reclaim

@@ -9,6 +9,9 @@ namespace hvmm {
 
 void HyperallocMechanism::attach(VmWiring& w) {
   device_ = std::make_unique<HyperallocDevice>(w.mem);
+  std::vector<reclaim::GpaRange> protect;
+  for (auto& r : w.protected_ranges) protect.push_back({r.gpa, r.len});
+  device_->set_protected_ranges(std::move(protect));
   w.pio.add(abi::kPortHyperallocInstall, 4, device_.get());
   w.fdt.hyperalloc_install_port = abi::kPortHyperallocInstall;
   w.hypercalls.set_register_handler([this](uint64_t gpa) { return device_->register_zone(gpa); });

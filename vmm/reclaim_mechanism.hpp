@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +26,10 @@ struct VmWiring {
   HypercallPort& hypercalls;  // register handlers; wake_all() stands in for an interrupt
   unsigned workload_cpus;     // vCPUs that run the workload
   unsigned service_cpus = 0;  // a mechanism may ask for extra vCPUs that run guest drivers
+  struct Range {
+    uint64_t gpa, len;
+  };
+  std::vector<Range> protected_ranges = {};  // kernel image and boot data: never hand these to the host
 };
 
 class ReclaimMechanism {

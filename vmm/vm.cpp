@@ -49,8 +49,12 @@ Vm::Vm(const VmConfig& cfg) : sys_(), vm_(sys_), cfg_(cfg) {
 
   // The mechanism adds its devices (and maybe service vCPUs) before the vCPUs and the FDT exist.
   reclaim_ = cfg.reclaim ? cfg.reclaim : std::make_shared<NoReclaim>();
+  auto kernel = load_kernel(cfg);
   boot::FdtConfig fdt{cfg.mem_bytes, cfg.cpus, 0, {}, std::nullopt, {}};
   VmWiring wiring{*mem_, pio_, mmio_, fdt, *hypercalls_, cfg.cpus};
+  // Boot data and the kernel image: a mechanism must never let the guest point the host at them.
+  wiring.protected_ranges.push_back({0, kernel.phys_end});
+  if (auto pt = layout::high_page_tables(cfg.mem_bytes); pt.size) wiring.protected_ranges.push_back({pt.start, pt.size});
   reclaim_->attach(wiring);
   const unsigned total = cfg.cpus + wiring.service_cpus;
   if (total > sys_.max_vcpus() || total > boot::kFdtMaxCpus)
@@ -58,7 +62,7 @@ Vm::Vm(const VmConfig& cfg) : sys_(), vm_(sys_), cfg_(cfg) {
   fdt.cpus = total;
   fdt.workload_cpus = cfg.cpus;
   for (unsigned i = 0; i < total; i++) vcpus_.push_back(std::make_unique<KvmVcpu>(sys_, vm_, i));
-  boot(cfg, fdt);
+  boot(cfg, kernel, fdt);
 }
 
 Vm::~Vm() {
@@ -67,7 +71,7 @@ Vm::~Vm() {
     if (t.joinable()) t.join();
 }
 
-void Vm::boot(const VmConfig& cfg, boot::FdtConfig& fdt) {
+boot::LoadedKernel Vm::load_kernel(const VmConfig& cfg) {
   std::vector<uint8_t> file;
   std::span<const uint8_t> image = cfg.builtin_kernel;
   std::string what = "loading the built-in kernel";
@@ -79,7 +83,10 @@ void Vm::boot(const VmConfig& cfg, boot::FdtConfig& fdt) {
   auto kernel = boot::load_elf64(image, *mem_, what);
   if (kernel.phys_start < layout::kKernelStart)
     throw std::runtime_error(fmt::format("{}: segment at {:#x} overlaps the boot area below 1 MiB", what, kernel.phys_start));
+  return kernel;
+}
 
+void Vm::boot(const VmConfig& cfg, const boot::LoadedKernel& kernel, boot::FdtConfig& fdt) {
   auto supported = sys_.supported_cpuid();
   x86::write_boot_gdt(*mem_);
   x86::write_identity_page_tables(*mem_, cfg.mem_bytes);

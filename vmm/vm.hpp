@@ -21,6 +21,7 @@
 #include "devices/vm_control.hpp"
 #include "vmm/guest_memory.hpp"
 #include "vmm/api/control.hpp"
+#include "vmm/boot/elf_loader.hpp"
 #include "vmm/kvm/kvm.hpp"
 #include "vmm/reclaim_mechanism.hpp"
 
@@ -60,7 +61,8 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   nlohmann::json continue_guest() override;
 
  private:
-  void boot(const VmConfig& cfg, boot::FdtConfig& fdt);
+  boot::LoadedKernel load_kernel(const VmConfig& cfg);
+  void boot(const VmConfig& cfg, const boot::LoadedKernel& kernel, boot::FdtConfig& fdt);
   std::string status_fields();
   void vcpu_thread(unsigned index);
   // Handles one exit; false when this vCPU must stop.
