@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "guest-alloc/abi_hyperalloc.hpp"
+#include "guest-alloc/llfree_host.hpp"
 #include "guest/arch.hpp"
 #include "guest/console.hpp"
 #include "guest/hypercall.hpp"
@@ -58,6 +59,13 @@ void mem_install(uint64_t huge_idx) {
 
 int mem_install_port() { return g_install_port; }
 
+// A block whose allocation said `reclaimed` is about to be used: with HyperAlloc the host installs
+// the frame; otherwise the flag was our own cold mark (see mem_init) and we just drop it.
+static void warm_up(uint64_t huge_idx) {
+  if (g_install_port >= 0) mem_install(huge_idx);
+  else hvmm::alloc::host::clear_reclaimed(g_alloc.shared(), huge_idx);
+}
+
 void mem_init(const BootInfo& boot) {
   uint64_t end = 0;
   for (unsigned i = 0; i < boot.ram_count; i++) end = end > boot.ram[i].start + boot.ram[i].size ? end : boot.ram[i].start + boot.ram[i].size;
@@ -97,6 +105,15 @@ void mem_init(const BootInfo& boot) {
   // `hvmm.no_register` on the command line: boot without registering (for hostile-record tests).
   if (strstr(boot.bootargs, "hvmm.no_register")) g_install_port = -1;
   if (g_install_port >= 0) register_with_host();
+
+  // Without HyperAlloc the `reclaimed` flag is the guest's own: it marks huge frames as cold (never
+  // touched, or handed to the host by free page reporting), and LLFree's preference for frames
+  // without the flag then makes the guest reuse resident memory first, as Linux's allocator prefers
+  // hot pages and queues reported ones last. With HyperAlloc the flag belongs to the host.
+  if (g_install_port < 0) {
+    auto v = g_alloc.shared();
+    for (uint64_t h = 0; h < v.children_count(); h++) hvmm::alloc::host::soft_reclaim(v, h);
+  }
 }
 
 bool mem_alloc(unsigned order, uint64_t& frame) {
@@ -110,7 +127,7 @@ bool mem_alloc(unsigned order, uint64_t& frame) {
   if (r.reclaimed) {
     const uint64_t first = r.frame / kFramesPerChild;
     const uint64_t last = (r.frame + (1ull << order) - 1) / kFramesPerChild;
-    for (uint64_t h = first; h <= last; h++) mem_install(h);
+    for (uint64_t h = first; h <= last; h++) warm_up(h);
   }
   return true;
 }
@@ -136,8 +153,13 @@ bool mem_isolate_huge(uint64_t& frame, bool& reported) {
   frame = r.frame;
   const uint64_t h = r.frame / kFramesPerChild;
   reported = g_reported && (std::atomic_ref<uint64_t>(g_reported[h / 64]).load(std::memory_order_relaxed) >> (h % 64)) & 1;
-  if (r.reclaimed) mem_install(h);
+  if (r.reclaimed) warm_up(h);
   return true;
+}
+
+void mem_mark_cold(uint64_t huge_idx) {
+  // Best effort: only a wholly free frame in an unreserved tree takes the mark.
+  if (g_install_port < 0) hvmm::alloc::host::soft_reclaim(g_alloc.shared(), huge_idx);
 }
 
 hvmm::abi::hyperalloc::Registration mem_registration() {
