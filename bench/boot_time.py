@@ -87,6 +87,8 @@ def main():
         "host_cpus": os.cpu_count(),
         "hvmm_git_rev": git_rev(),
         "hvmm_binary": os.path.abspath(a.hvmm),
+        "hvmm_binary_mtime": datetime.datetime.fromtimestamp(os.path.getmtime(a.hvmm),
+                                                             datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
     }
     out_dir = Path(a.out) / now.strftime("%Y%m%dT%H%M%SZ")

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # the stage functions are called indirectly, through stage()
 # The whole test suite, from a fresh Debian 12 as root:
 #   main build (unit + KVM integration tests), ASan+UBSan (unit tests), TSan (concurrency tests),
 #   and libFuzzer targets if clang is present.
@@ -8,7 +9,7 @@
 # build, build-asan, ... (for running it next to other people's builds).
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 PREFIX=${HVMM_BUILD_PREFIX:-build}
 JOBS=2
 passed=0
@@ -101,7 +102,7 @@ main_build() {
   local ok=0
   build "$PREFIX" || ok=1
   run_ctest "$PREFIX" || ok=1  # also after a failed build: what did build still runs, the rest counts as failed
-  return $ok
+  return "$ok"
 }
 
 asan_build() {
@@ -110,7 +111,7 @@ asan_build() {
   # shellcheck disable=SC2046
   build "$dir" $(test_targets "$dir" -L unit) || ok=1
   run_ctest "$dir" -L unit || ok=1
-  return $ok
+  return "$ok"
 }
 
 tsan_build() {
@@ -121,7 +122,7 @@ tsan_build() {
   # shellcheck disable=SC2046
   build "$dir" $(test_targets "$dir" "${select[@]}") || ok=1
   run_ctest "$dir" "${select[@]}" || ok=1
-  return $ok
+  return "$ok"
 }
 
 fuzz_build() {
@@ -130,25 +131,32 @@ fuzz_build() {
   # shellcheck disable=SC2046
   build "$dir" $(test_targets "$dir" -L fuzz) || ok=1
   run_ctest "$dir" -L fuzz || ok=1
-  return $ok
+  return "$ok"
 }
 
-stage "dependencies" deps
-stage "main build: unit + kvm" main_build
-stage "asan+ubsan: unit" asan_build
-stage "tsan: concurrency" tsan_build
-if command -v clang++ >/dev/null 2>&1; then
-  stage "fuzz (libFuzzer)" fuzz_build
-else
-  banner "fuzz (libFuzzer)"
-  echo "skipped: clang++ not installed"
-fi
+# Everything runs from inside main, so that bash has read the whole script before it starts
+# (editing or updating the checkout during a run cannot change what this run does).
+main() {
+  stage "dependencies" deps
+  stage "main build: unit + kvm" main_build
+  stage "asan+ubsan: unit" asan_build
+  stage "tsan: concurrency" tsan_build
+  if command -v clang++ >/dev/null 2>&1; then
+    stage "fuzz (libFuzzer)" fuzz_build
+  else
+    banner "fuzz (libFuzzer)"
+    echo "skipped: clang++ not installed"
+  fi
 
-banner "summary"
-printf '%s\n' "${stage_times[@]}"
-echo "total: $((SECONDS - suite_start)) s"
-if [ ${#failed_stages[@]} -gt 0 ]; then
-  echo "failed stages: ${failed_stages[*]}"
-fi
-echo "$passed passed, $failed failed"
-[ ${#failed_stages[@]} -eq 0 ] && [ "$failed" -eq 0 ]
+  banner "summary"
+  printf '%s\n' "${stage_times[@]}"
+  echo "total: $((SECONDS - suite_start)) s"
+  if [ ${#failed_stages[@]} -gt 0 ]; then
+    echo "failed stages: ${failed_stages[*]}"
+  fi
+  echo "$passed passed, $failed failed"
+  [ ${#failed_stages[@]} -eq 0 ] && [ "$failed" -eq 0 ]
+}
+
+main "$@"
+exit $?

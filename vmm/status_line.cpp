@@ -81,16 +81,32 @@ void StatusLine::draw() {
   std::string line = fmt::format("[{}] {}{}footprint {:.2f} GiB·min", format_duration(std::chrono::steady_clock::now() - start_),
                                  fields, fields.empty() ? "" : " | ", meter_.gib_minutes());
   if (const size_t cols = terminal_columns(out_fd_); cols > 1) truncate_to(line, cols - 1);
-  write_out("\r" + line + "\x1b[K");
+  std::lock_guard lock(out_mu_);
+  last_line_ = "\r" + line + "\x1b[K";
+  write_out(last_line_);
 }
 
-void StatusLine::write_out(const std::string& s) const {
+void StatusLine::print_above(std::string_view text, int fd) {
+  if (!show_) {
+    write_fd(fd, text);
+    return;
+  }
+  // Clear the status line, print, and draw it again below what was printed.
+  std::lock_guard lock(out_mu_);
+  write_out("\r\x1b[K");
+  write_fd(fd, text);
+  if (!text.empty() && text.back() == '\n') write_out(last_line_);
+}
+
+void StatusLine::write_out(const std::string& s) const { write_fd(out_fd_, s); }
+
+void StatusLine::write_fd(int fd, std::string_view s) {
   // One write per update so concurrent writers cannot split the line; short writes on a terminal
   // are not worth more than a retry loop.
   const char* p = s.data();
   size_t left = s.size();
   while (left > 0) {
-    const ssize_t n = ::write(out_fd_, p, left);
+    const ssize_t n = ::write(fd, p, left);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
     p += n;
@@ -114,7 +130,11 @@ void StatusLine::stop() {
       stopped_ = true;
       end_ = end;
     }
-    if (show_) write_out("\r\x1b[K" + summary() + "\n");
+    if (show_) {
+      std::lock_guard lock(out_mu_);
+      last_line_.clear();
+      write_out("\r\x1b[K" + summary() + "\n");
+    }
   });
 }
 

@@ -5,6 +5,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unistd.h>
 
@@ -33,12 +34,16 @@ class StatusLine {
   void stop();
   // "ran 1m 23.4s, peak RSS 2.1 GiB, footprint 0.84 GiB·min" (up to now if not stopped yet).
   std::string summary() const;
+  // Writes `text` to `fd` (e.g. the guest's console on stdout) without tearing the status line:
+  // the line is cleared first and redrawn after a complete line. Thread-safe.
+  void print_above(std::string_view text, int fd);
 
  private:
   void run();
   void sample_now();
   void draw();
   void write_out(const std::string& s) const;
+  static void write_fd(int fd, std::string_view s);
 
   FootprintMeter& meter_;
   std::function<std::string()> fields_;
@@ -53,6 +58,8 @@ class StatusLine {
   bool stopped_ = false;                     // guarded by mu_
   std::chrono::steady_clock::time_point end_;  // guarded by mu_, valid when stopped_
   std::once_flag stop_once_;
+  std::mutex out_mu_;      // serialises terminal output: draws and print_above
+  std::string last_line_;  // guarded by out_mu_: what to redraw after print_above
   std::thread thread_;
 };
 

@@ -126,6 +126,7 @@ int Vm::run() {
   started_ = std::chrono::steady_clock::now();
   FootprintMeter meter;
   StatusLine line(meter, [this] { return status_fields(); }, status_line_enabled(cfg_.quiet));
+  status_line_.store(&line, std::memory_order_release);
   std::unique_ptr<api::ControlServer> server;
   if (!cfg_.api_sock.empty()) server = std::make_unique<api::ControlServer>(cfg_.api_sock, *this);
   if (cfg_.auto_reclaim) reclaim_->start_auto(*cfg_.auto_reclaim);
@@ -145,6 +146,10 @@ int Vm::run() {
   threads_.clear();
   server.reset();
   reclaim_->stop();
+  {
+    std::lock_guard lock(out_mu_);  // no console write may be inside print_above now
+    status_line_.store(nullptr, std::memory_order_release);
+  }
   line.stop();
   {
     std::lock_guard lock(mu_);
@@ -209,6 +214,7 @@ void Vm::kick_all() {
 
 void Vm::write(std::string_view bytes) {
   std::lock_guard lock(out_mu_);
+  if (StatusLine* line = status_line_.load(std::memory_order_acquire)) return line->print_above(bytes, STDOUT_FILENO);
   for (size_t off = 0; off < bytes.size();) {
     ssize_t n = ::write(STDOUT_FILENO, bytes.data() + off, bytes.size() - off);
     if (n <= 0) break;  // stdout gone: the guest's output is lost, the VM runs on

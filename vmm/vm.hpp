@@ -27,6 +27,8 @@
 
 namespace hvmm {
 
+class StatusLine;
+
 struct VmConfig {
   uint64_t mem_bytes = 0;
   unsigned cpus = 1;
@@ -92,6 +94,7 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   int status_ = 0;
   std::string message_;
   std::mutex out_mu_;
+  std::atomic<StatusLine*> status_line_{nullptr};  // while run() shows one
   std::atomic<uint64_t> unhandled_{0};
 };
 

@@ -32,16 +32,16 @@ class RssSampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.period = pid, period
         self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.t0 = time.monotonic()
 
     def run(self):
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.samples.append((time.monotonic() - self.t0, read_rss(self.pid)))
-            self._stop.wait(self.period)
+            self._halt.wait(self.period)
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join()
 
     def gib_minutes(self) -> float:
@@ -73,7 +73,11 @@ class Vm:
                                      start_new_session=True)
         self.rss = RssSampler(self.proc.pid, sample_period)
         self.rss.start()
-        self._wait_socket()
+        try:
+            self._wait_socket()
+        except BaseException:
+            self.close()  # __exit__ never runs when the constructor fails: do not leave the VM behind
+            raise
 
     def _wait_socket(self, timeout: float = 10):
         end = time.monotonic() + timeout
@@ -107,14 +111,18 @@ class Vm:
             raise RuntimeError(f"resize to {size} failed: {r.get('error')}")
         return r
 
-    def wait_barrier(self, timeout: float = 600):
-        """Blocks until the guest sits in a `barrier` step."""
+    def wait_barrier(self, passed: int | None = None, timeout: float = 600) -> dict:
+        """Blocks until the guest sits in a `barrier` step; returns that status. With `passed`, only the
+        barrier after `passed` earlier ones counts: right after `cont()` the guest may still be
+        reported waiting in the barrier it is just leaving."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"guest ended before its barrier ({self.proc.returncode}): {self.stderr()}")
-            if self.status().get("barrier_waiting"):
-                return
+                raise RuntimeError(f"guest ended before its barrier ({self.proc.returncode}): {self.stderr()}\n"
+                                   f"guest output:\n{self.stdout()[-2000:]}")
+            st = self.status()
+            if st.get("barrier_waiting") and (passed is None or st.get("barriers_passed") == passed):
+                return st
             time.sleep(0.02)
         raise TimeoutError("guest never reached its barrier")
 

@@ -1,4 +1,6 @@
 // Booting the built-in guest kernel under KVM and running its basic workload steps.
+#include <signal.h>
+
 #include <catch2/catch.hpp>
 #include <regex>
 
@@ -122,4 +124,19 @@ TEST_CASE("workload: sleep 300ms takes at least 0.3 s", "[kvm]") {
   REQUIRE(r.exited);
   CHECK(r.status == 0);
   CHECK(r.elapsed >= 300ms);
+}
+
+TEST_CASE("signals: SIGINT stops a running VM with status 130", "[kvm]") {
+  HVMM_REQUIRE_KVM();
+  bool booted = false;
+  auto r = run_hvmm({"run", "--mem", "64M", "--workload", "info; sleep 30s"}, kRunTimeout, [&](ChildProcess& c) {
+    booted = c.wait_for_stdout("cpus=", 10'000ms);
+    ::kill(c.pid(), SIGINT);
+  });
+  INFO(r.describe());
+  CHECK(booted);
+  REQUIRE(r.exited);
+  CHECK(r.status == 130);  // exit_status::kInterrupted
+  CHECK(count_lines(r.err) == 1);
+  CHECK_THAT(r.err, Catch::Contains("SIGINT"));
 }

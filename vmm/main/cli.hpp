@@ -19,6 +19,8 @@ struct RunOptions {
   std::string workload;
   std::string auto_reclaim;  // empty: off; otherwise the period ("" given as flag -> default)
   bool auto_reclaim_set = false;
+  int auto_reclaim_age = 0;  // --auto-reclaim-age (tuning): scans a frame must stay free; 0: default
+  bool auto_reclaim_age_set = false;
   std::string reclaim = "hyperalloc";
   std::string api_sock;
   bool quiet = false;

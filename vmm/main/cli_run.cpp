@@ -54,6 +54,12 @@ VmConfig make_vm_config(const RunOptions& o) {
     throw std::invalid_argument(fmt::format("--reclaim {}: unknown mechanism (hyperalloc, balloon or none)", o.reclaim));
   if (o.auto_reclaim_set && o.reclaim == "none")
     throw std::invalid_argument("--auto-reclaim needs a mechanism: --reclaim hyperalloc (default) or balloon");
+  if (o.auto_reclaim_age_set) {
+    if (o.auto_reclaim_age < 1 || o.auto_reclaim_age > 100)
+      throw std::invalid_argument(fmt::format("--auto-reclaim-age {}: must be between 1 (no aging) and 100 scans", o.auto_reclaim_age));
+    if (!o.auto_reclaim_set || o.reclaim != "hyperalloc")
+      throw std::invalid_argument("--auto-reclaim-age needs --auto-reclaim with --reclaim hyperalloc");
+  }
 
   VmConfig c;
   c.mem_bytes = *mem;
@@ -65,7 +71,9 @@ VmConfig make_vm_config(const RunOptions& o) {
   c.api_sock = o.api_sock;
   c.quiet = o.quiet;
   if (o.reclaim == "hyperalloc") {
-    c.reclaim = std::make_shared<HyperallocMechanism>();
+    reclaim::AutoReclaimConfig auto_cfg;
+    if (o.auto_reclaim_age_set) auto_cfg.age_scans = static_cast<unsigned>(o.auto_reclaim_age);
+    c.reclaim = std::make_shared<HyperallocMechanism>(auto_cfg);
     if (o.auto_reclaim_set) c.auto_reclaim = o.auto_reclaim.empty() ? kDefaultAutoPeriod : parse_period(o.auto_reclaim);
   } else if (o.reclaim == "balloon") {  // the guest's reporting sets the pace: the period is not used
     c.reclaim = std::make_shared<BalloonMechanism>();

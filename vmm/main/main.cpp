@@ -29,6 +29,10 @@ int main(int argc, char** argv) {
   run->add_option("--auto-reclaim", ro.auto_reclaim, "Give free guest memory back to the host continuously; optional PERIOD (default 1s): "
                   "hyperalloc soft-reclaims idle huge frames, balloon enables free page reporting")
       ->expected(0, 1);
+  // Tuning knob for bench/auto_reclaim_tuning.py; hidden from --help (group "").
+  run->add_option("--auto-reclaim-age", ro.auto_reclaim_age,
+                  "hyperalloc auto-reclaim: consecutive scans a huge frame must be seen free before it is reclaimed (1 .. 100)")
+      ->group("");
   run->add_option("--reclaim", ro.reclaim, "Reclamation mechanism: hyperalloc | balloon | none")->capture_default_str();
   run->add_option("--api-sock", ro.api_sock, "Serve the control API on this Unix socket (see `hvmm ctl`)");
   run->add_flag("--quiet", ro.quiet, "No live status line and no summary");
@@ -56,6 +60,7 @@ int main(int argc, char** argv) {
   try {
     if (*ctl) return api::run_ctl(sock, ctl_args);
     ro.auto_reclaim_set = run->count("--auto-reclaim") > 0;
+    ro.auto_reclaim_age_set = run->count("--auto-reclaim-age") > 0;
     return cli::run_vm(ro);
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "hvmm: {}\n", e.what());

@@ -1,0 +1,64 @@
+"""One inflate run in one VM: touch N GiB, free it, shrink by N GiB, grow back, allocate N GiB again.
+
+The guest and the host take turns through `barrier` steps; every host action is timed by the VMM
+(elapsed_ms of the resize reply) and by this script (wall time around the request)."""
+from __future__ import annotations
+
+import time
+
+from lib import guest_lines
+from lib.vm import Vm, read_rss
+
+GIB = 1 << 30
+
+
+def workload(n_gib: int) -> str:
+    # barrier 0: the host shrinks; barrier 1: the host grows; barrier 2: the host reads the counters.
+    return (f"alloc-huge {n_gib}G; free; stats; barrier; stats; barrier; "
+            f"alloc {n_gib}G; verify; stats; barrier")
+
+
+def _timed_resize(vm: Vm, size: str) -> dict:
+    t0 = time.perf_counter()
+    r = vm.resize(size)
+    return {"elapsed_ms": r.get("elapsed_ms"), "wall_ms": (time.perf_counter() - t0) * 1e3, "reply": r}
+
+
+def run(hvmm: str, mechanism: str, n_gib: int, mem_gib: int, cpus: int) -> dict:
+    """Returns the raw record of one VM (status snapshots, resize replies, guest lines, RSS samples)."""
+    rec = {"mechanism": mechanism, "n_gib": n_gib, "mem_gib": mem_gib, "cpus": cpus, "workload": workload(n_gib)}
+    with Vm(hvmm, mem=f"{mem_gib}G", cpus=cpus, workload=workload(n_gib), reclaim=mechanism) as vm:
+        rec["cmd"] = vm.cmd
+        rec["status_touched"] = vm.wait_barrier(passed=0)
+        rec["rss_before_shrink"] = read_rss(vm.proc.pid)
+        rec["shrink"] = _timed_resize(vm, f"{mem_gib - n_gib}G")
+        rec["rss_after_shrink"] = read_rss(vm.proc.pid)
+        rec["status_shrunk"] = vm.status()
+        vm.cont()
+        vm.wait_barrier(passed=1)
+        rec["grow"] = _timed_resize(vm, f"{mem_gib}G")
+        rec["rss_after_grow"] = read_rss(vm.proc.pid)
+        rec["status_grown"] = vm.status()
+        vm.cont()
+        rec["status_reused"] = vm.wait_barrier(passed=2)
+        rec["rss_after_reuse"] = read_rss(vm.proc.pid)
+        vm.cont()
+        rec["exit_code"] = vm.wait(timeout=120)
+        rec["rss_samples"] = vm.rss.samples
+        rec["guest_output"] = vm.stdout()
+        rec["stderr"] = vm.stderr()
+    rec["guest"] = guest_lines.parse(rec["guest_output"])
+    return rec
+
+
+def first_touch(hvmm: str, n_gib: int, mem_gib: int, cpus: int) -> dict:
+    """A fresh VM without reclamation allocates N GiB in 4 KiB blocks once: the first-touch limit
+    for reuse (the same step as the reuse phase, on memory the VMM has never used)."""
+    rec = {"mechanism": "none", "n_gib": n_gib, "mem_gib": mem_gib, "cpus": cpus, "workload": f"alloc {n_gib}G"}
+    with Vm(hvmm, mem=f"{mem_gib}G", cpus=cpus, workload=f"alloc {n_gib}G", reclaim="none") as vm:
+        rec["cmd"] = vm.cmd
+        rec["exit_code"] = vm.wait(timeout=300)
+        rec["guest_output"] = vm.stdout()
+        rec["stderr"] = vm.stderr()
+    rec["guest"] = guest_lines.parse(rec["guest_output"])
+    return rec
