@@ -63,7 +63,9 @@ void BalloonMechanism::attach(VmWiring& w) {
   mem_ = &w.mem;
   ram_bytes_ = w.mem.ram_bytes();
   backend_ = std::make_unique<Backend>(w.mem);
-  balloon_ = std::make_unique<virtio::Balloon>(w.mem, *backend_);
+  virtio::Balloon::Options dev_opt;
+  dev_opt.reporting = opt_.reporting;
+  balloon_ = std::make_unique<virtio::Balloon>(w.mem, *backend_, dev_opt);
   irq_ = std::make_unique<Irq>(w.hypercalls);
   transport_ = std::make_unique<virtio::MmioTransport>(w.mem, *balloon_, *irq_);
   slot_ = std::make_unique<Slot>(*transport_);

@@ -2,9 +2,10 @@
 // slot 0, driven by the built-in guest's balloon driver on a service vCPU (guest/virtio/).
 //
 // resize(target) sets the balloon target to (RAM - target) / 4 KiB pages and waits for the guest
-// to get there; inflated pages are discarded (MADV_DONTNEED) as they arrive. The guest reports free
-// 2 MiB blocks (free page reporting) whenever the device offers REPORTING, which it always does:
-// the host only discards them after start_auto() (--auto-reclaim), and just acknowledges them before.
+// to get there; inflated pages are discarded (MADV_DONTNEED) as they arrive. Free page reporting
+// (--auto-reclaim) is offered to the guest only when asked for at launch, as a Linux host enables it
+// per device: the guest then reports free 2 MiB blocks 2 s after frees and the host discards them.
+// Without it the guest keeps reusing its resident memory first, which is what the balloon relies on.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -24,6 +25,7 @@ class BalloonMechanism final : public ReclaimMechanism {
   struct Options {
     std::chrono::milliseconds stats_period{2000};   // how often we ask the guest for statistics
     std::chrono::milliseconds stall_timeout{10000};  // resize fails when `actual` stops moving this long
+    bool reporting = false;                          // offer VIRTIO_BALLOON_F_REPORTING (--auto-reclaim)
   };
   BalloonMechanism() : BalloonMechanism(Options{}) {}
   explicit BalloonMechanism(Options opt);

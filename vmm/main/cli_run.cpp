@@ -76,7 +76,9 @@ VmConfig make_vm_config(const RunOptions& o) {
     c.reclaim = std::make_shared<HyperallocMechanism>(auto_cfg);
     if (o.auto_reclaim_set) c.auto_reclaim = o.auto_reclaim.empty() ? kDefaultAutoPeriod : parse_period(o.auto_reclaim);
   } else if (o.reclaim == "balloon") {  // the guest's reporting sets the pace: the period is not used
-    c.reclaim = std::make_shared<BalloonMechanism>();
+    BalloonMechanism::Options bo;
+    bo.reporting = o.auto_reclaim_set;
+    c.reclaim = std::make_shared<BalloonMechanism>(bo);
     if (o.auto_reclaim_set) c.auto_reclaim = std::chrono::milliseconds(2000);
   } else {
     c.reclaim = std::make_shared<NoReclaim>();

@@ -1,0 +1,188 @@
+"""From raw records to figures: one flat row per VM, medians per (mechanism, N), limits and goals."""
+from __future__ import annotations
+
+import statistics
+
+from lib import guest_lines
+
+GIB = 1 << 30
+MIB = 1 << 20
+FRAME = 2 * MIB
+EXIT_US_ASSUMED = 14.0  # one port-I/O exit round trip on this machine (DESIGN.md §3); not measured per run
+
+# Goals of issue 4, applied to HyperAlloc.
+GOAL_SHRINK_OF_MADVISE = 0.8
+GOAL_GROW_US_PER_FRAME = 1.0
+GOAL_REUSE_OF_FIRST_TOUCH = 0.9
+
+
+def _first(steps: list[dict], name: str, index: int = 0) -> dict | None:
+    found = [s for s in steps if s["step"] == name]
+    return found[index] if len(found) > index else None
+
+
+def row(rec: dict) -> dict:
+    """One flat row of figures from one VM's raw record (see one_vm.py)."""
+    n = rec["n_gib"]
+    r = {"mechanism": rec["mechanism"], "n_gib": n, "rep": rec.get("rep"), "error": rec.get("error")}
+    if r["error"]:
+        return r
+    steps = rec.get("guest") or guest_lines.parse(rec.get("guest_output", ""))
+    r["exit_code"] = rec.get("exit_code")
+    if rec["mechanism"] == "none":
+        a = _first(steps, "alloc")
+        r["first_touch_ms"] = a and a["ms"]
+        r["first_touch_mib_s"] = a and a["bytes"] / MIB / (a["ms"] / 1e3)
+        return r
+    huge = _first(steps, "alloc-huge")
+    reuse = _first(steps, "alloc")
+    verify = _first(steps, "verify")
+    shrink_ms = rec["shrink"]["elapsed_ms"]
+    grow_ms = rec["grow"]["elapsed_ms"]
+    frames = n * GIB // FRAME
+    r.update({
+        "touch_mib_s": huge and huge["bytes"] / MIB / (huge["ms"] / 1e3),
+        "shrink_ms": shrink_ms, "shrink_wall_ms": rec["shrink"]["wall_ms"],
+        "shrink_gib_s": n / (shrink_ms / 1e3) if shrink_ms else None,
+        "rss_before_shrink": rec["rss_before_shrink"], "rss_after_shrink": rec["rss_after_shrink"],
+        "rss_discarded_gib": (rec["rss_before_shrink"] - rec["rss_after_shrink"]) / GIB,
+        "rss_after_shrink_gib": rec["rss_after_shrink"] / GIB,
+        "grow_ms": grow_ms, "grow_wall_ms": rec["grow"]["wall_ms"],
+        "grow_us_per_frame": grow_ms * 1e3 / frames,
+        "reuse_ms": reuse and reuse["ms"],
+        "reuse_mib_s": reuse and reuse["bytes"] / MIB / (reuse["ms"] / 1e3),
+        "rss_after_reuse": rec["rss_after_reuse"],
+        "installs": rec["status_reused"].get("installs"),
+        "verify_ok": bool(verify and verify["ok"]),
+    })
+    return r
+
+
+def _stat(rows: list[dict], key: str) -> dict | None:
+    v = [x[key] for x in rows if x.get(key) is not None]
+    if not v:
+        return None
+    return {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)}
+
+
+def _med(s: dict | None):
+    return s["median"] if s else None
+
+
+def summarize(rows: list[dict], limits: dict[int, dict]) -> dict:
+    """Per N: figures of each mechanism (median/min/max over repetitions), the limits, goal checks."""
+    out = {"exit_us_assumed": EXIT_US_ASSUMED, "by_n": {}}
+    for n in sorted({r["n_gib"] for r in rows}):
+        lim = limits.get(n, {})
+        ft = _stat([r for r in rows if r["n_gib"] == n and r["mechanism"] == "none" and not r["error"]], "first_touch_mib_s")
+        entry = {"limits": {
+            "madvise_gib_s": (lim.get("madvise_dontneed_gib_s") or {}).get("median"),
+            "populate_2mib_us": (lim.get("populate_write_2mib_us") or {}).get("median"),
+            "populate_2mib_us_mean": (lim.get("populate_write_2mib_us") or {}).get("mean"),
+            "populate_gib_s": (lim.get("populate_write_gib_s") or {}).get("median"),
+            "host_first_touch_gib_s": (lim.get("first_touch") or {}).get("gib_s"),
+            "guest_first_touch_mib_s": ft,
+        }, "mechanisms": {}}
+        for mech in ("hyperalloc", "balloon"):
+            rs = [r for r in rows if r["n_gib"] == n and r["mechanism"] == mech and not r["error"]]
+            keys = ("shrink_ms", "shrink_wall_ms", "shrink_gib_s", "rss_discarded_gib", "rss_after_shrink_gib", "grow_ms", "grow_wall_ms",
+                    "grow_us_per_frame", "touch_mib_s", "reuse_ms", "reuse_mib_s", "installs")
+            m = {k: _stat(rs, k) for k in keys}
+            m["runs"] = len(rs)
+            m["failed_runs"] = len([r for r in rows if r["n_gib"] == n and r["mechanism"] == mech and r["error"]])
+            m["verify_ok"] = all(r.get("verify_ok") for r in rs) and bool(rs)
+            entry["mechanisms"][mech] = m
+        entry["goals"] = _goals(n, entry)
+        h, b = entry["mechanisms"]["hyperalloc"], entry["mechanisms"]["balloon"]
+        entry["balloon_over_hyperalloc"] = {
+            k: (_med(b[k]) / _med(h[k]) if _med(b[k]) and _med(h[k]) else None) for k in ("shrink_ms", "grow_ms")}
+        out["by_n"][n] = entry
+    return out
+
+
+def _goals(n: int, entry: dict) -> dict:
+    lim, h = entry["limits"], entry["mechanisms"]["hyperalloc"]
+    g = {}
+    shrink, madv = _med(h["shrink_gib_s"]), lim["madvise_gib_s"]
+    g["shrink"] = {"value_gib_s": shrink, "limit_gib_s": madv,
+                   "ratio": shrink / madv if shrink and madv else None,
+                   "goal": f">= {GOAL_SHRINK_OF_MADVISE} x madvise"}
+    g["shrink"]["met"] = g["shrink"]["ratio"] is not None and g["shrink"]["ratio"] >= GOAL_SHRINK_OF_MADVISE
+    grow = _med(h["grow_us_per_frame"])
+    g["grow"] = {"value_us_per_frame": grow, "goal": f"< {GOAL_GROW_US_PER_FRAME} us per 2 MiB frame",
+                 "met": grow is not None and grow < GOAL_GROW_US_PER_FRAME}
+    reuse, ft = _med(h["reuse_mib_s"]), _med(lim["guest_first_touch_mib_s"])
+    g["reuse"] = {"value_mib_s": reuse, "limit_mib_s": ft, "ratio": reuse / ft if reuse and ft else None,
+                  "goal": f">= {GOAL_REUSE_OF_FIRST_TOUCH} x first touch of never-used memory"}
+    g["reuse"]["met"] = g["reuse"]["ratio"] is not None and g["reuse"]["ratio"] >= GOAL_REUSE_OF_FIRST_TOUCH
+    installs, reuse_ms = _med(h["installs"]), _med(h["reuse_ms"])
+    install = {"installs": installs, "limit_us": (lim["populate_2mib_us"] + EXIT_US_ASSUMED) if lim["populate_2mib_us"] else None,
+               "note": "(reuse time - first-touch time of the same bytes) / installs; limit = populate 2 MiB (median) "
+                       f"+ one exit ({EXIT_US_ASSUMED} us, assumed from DESIGN.md section 3)"}
+    if installs and reuse_ms and ft:
+        install["value_us"] = (reuse_ms - n * 1024 / ft * 1e3) * 1e3 / installs
+    else:
+        install["value_us"] = None
+        install["why_none"] = "no installs: the guest served the reuse from frames the host never reclaimed (it prefers them)"
+    g["install"] = install
+    return g
+
+
+def caveats(n: int, h: dict) -> list[str]:
+    """Where HyperAlloc's figure is not the like-for-like comparison the goal assumes."""
+    out = []
+    disc, inst = _med(h["rss_discarded_gib"]), _med(h["installs"])
+    if disc is not None and disc < 0.95 * n:
+        out.append(f"caveat: hyperalloc's shrink took {n - disc:.2f} GiB of frames the host had never backed (cheap to "
+                   f"discard) and left that much touched free memory resident: its GiB/s overstates the touched-memory rate")
+    if inst is not None and inst * 2 / 1024 < 0.5 * n:
+        out.append(f"caveat: only {inst * 2 / 1024:.2f} of the {n} GiB reused came from reclaimed frames (installs): "
+                   f"the reuse figure mostly measures never-reclaimed memory")
+    return out
+
+
+def _fmt(v, spec=".1f"):
+    return "-" if v is None else format(v, spec)
+
+
+def table(summary: dict) -> str:
+    """The summary table printed at the end of a run and saved as summary.txt."""
+    lines = []
+    for n, e in summary["by_n"].items():
+        n = int(n)  # a str key once the summary went through JSON
+        lim, g = e["limits"], e["goals"]
+        lines.append(f"== inflate N = {n} GiB (VM 16 GiB, shrink to {16 - n} GiB, grow back, allocate {n} GiB again) ==")
+        lines.append(f"{'':22}{'hyperalloc':>14}{'balloon':>14}{'limit':>14}")
+        h, b = e["mechanisms"]["hyperalloc"], e["mechanisms"]["balloon"]
+
+        def line(label, key, limit=None, spec=".1f"):
+            lines.append(f"{label:22}{_fmt(_med(h[key]), spec):>14}{_fmt(_med(b[key]), spec):>14}{_fmt(limit, spec):>14}")
+        madv_ms = n / lim["madvise_gib_s"] * 1e3 if lim["madvise_gib_s"] else None
+        line("shrink ms", "shrink_ms", madv_ms, ".2f")
+        line("shrink GiB/s", "shrink_gib_s", lim["madvise_gib_s"])
+        line("touched GiB discarded", "rss_discarded_gib", float(n), ".2f")
+        line("RSS after shrink GiB", "rss_after_shrink_gib", None, ".2f")
+        line("grow ms", "grow_ms", None, ".3f")
+        line("grow us / 2 MiB frame", "grow_us_per_frame", GOAL_GROW_US_PER_FRAME, ".4f")
+        line("1st alloc-huge MiB/s", "touch_mib_s", None, ".0f")
+        line("reuse MiB/s", "reuse_mib_s", _med(lim["guest_first_touch_mib_s"]), ".0f")
+        line("installs", "installs", None, ".0f")
+        lines.append(f"{'install us / 2 MiB':22}{_fmt(g['install']['value_us']):>14}{'-':>14}{_fmt(g['install']['limit_us']):>14}")
+        r = e["balloon_over_hyperalloc"]
+        lines.append(f"balloon / hyperalloc: shrink {_fmt(r['shrink_ms'])}x, grow {_fmt(r['grow_ms'], '.0f')}x "
+                     f"(runs: {h['runs']} + {b['runs']}, failed {h['failed_runs']} + {b['failed_runs']}, "
+                     f"verify {'ok' if h['verify_ok'] and b['verify_ok'] else 'FAILED'})")
+        for k in ("shrink", "grow", "reuse"):
+            x = g[k]
+            ratio = f" (ratio {x['ratio']:.2f})" if x.get("ratio") is not None else ""
+            lines.append(f"goal {k:7} {x['goal']:48} {'MET' if x['met'] else 'MISSED'}{ratio}")
+        if g["install"].get("why_none"):
+            lines.append(f"install cost: {g['install']['why_none']}")
+        lines += caveats(n, h)
+        lines.append("")
+    lines.append("limit column: shrink = N GiB at the madvise rate; touched GiB discarded = N (all of it); grow = goal; "
+                 "reuse = first touch; install = populate + exit.")
+    lines.append("limits: shrink = madvise(MADV_DONTNEED) of N GiB touched THP memory (hvmm_limits, median); "
+                 "first touch = a fresh VM's `alloc N G` after warm-up; install = MADV_POPULATE_WRITE of 2 MiB "
+                 f"+ {EXIT_US_ASSUMED} us exit (assumed). Values are medians over the runs.")
+    return "\n".join(lines)

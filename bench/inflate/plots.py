@@ -1,0 +1,115 @@
+"""inflate plots (PNG): shrink and grow time per mechanism with the limit marked; reuse MiB/s with
+the first-touch limit; RSS over time of one run per mechanism."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLORS = {"hyperalloc": "tab:blue", "balloon": "tab:orange", "none": "tab:gray"}
+MECHS = ("hyperalloc", "balloon")
+
+
+def _label(v: float) -> str:
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 1 else f"{v:.3g}"
+
+
+def _bars(ax, summary: dict, key: str, scale: float = 1.0):
+    """Grouped bars (median, min..max whiskers) per N and mechanism; returns {n: group centre}."""
+    ns = sorted(summary["by_n"], key=int)
+    width = 0.38
+    centres = {}
+    for i, n in enumerate(ns):
+        centres[n] = i
+        for j, mech in enumerate(MECHS):
+            s = summary["by_n"][n]["mechanisms"][mech].get(key)
+            if not s:
+                continue
+            x = i + (j - 0.5) * width
+            med = s["median"] * scale
+            ax.bar(x, med, width, color=COLORS[mech], label=mech if i == 0 else None,
+                   yerr=[[med - s["min"] * scale], [s["max"] * scale - med]], capsize=3)
+            ax.annotate(_label(med), (x, med), ha="center", va="bottom", fontsize=8, xytext=(0, 2),
+                        textcoords="offset points")
+    ax.set_xticks(range(len(ns)), [f"N = {n} GiB" for n in ns])
+    return centres
+
+
+def _limit_mark(ax, x: float, y: float | None, label: str | None, style="k--"):
+    if y:
+        ax.plot([x - 0.45, x + 0.45], [y, y], style, lw=1.5, label=label)
+
+
+def shrink_grow(summary: dict, path: Path):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
+    c = _bars(a, summary, "shrink_ms")
+    for k, (n, x) in enumerate(c.items()):
+        madv = summary["by_n"][n]["limits"]["madvise_gib_s"]
+        _limit_mark(a, x, int(n) / madv * 1e3 if madv else None, "limit: madvise of N GiB" if k == 0 else None)
+    a.set_yscale("log")
+    a.set_ylabel("shrink time (ms, log)")
+    a.set_title("shrink 16 GiB → 16−N GiB")
+    a.legend(fontsize=8)
+    c = _bars(b, summary, "grow_ms")
+    for k, (n, x) in enumerate(c.items()):
+        _limit_mark(b, x, int(n) * 512 * 1e-3, "goal: 1 µs per 2 MiB frame" if k == 0 else None, "r:")
+    b.set_yscale("log")
+    b.set_ylabel("grow time (ms, log)")
+    b.set_title("grow back to 16 GiB")
+    b.legend(fontsize=8)
+    fig.suptitle("inflate: HyperAlloc vs virtio-balloon (median of runs, whiskers min..max)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def reuse(summary: dict, path: Path):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    c = _bars(ax, summary, "reuse_mib_s")
+    for k, (n, x) in enumerate(c.items()):
+        ft = summary["by_n"][n]["limits"]["guest_first_touch_mib_s"]
+        y = ft and ft["median"]
+        _limit_mark(ax, x, y, "limit: fresh VM's first touch" if k == 0 else None)
+        _limit_mark(ax, x, y and 0.9 * y, "goal: 0.9 × limit" if k == 0 else None, "r:")
+        inst = summary["by_n"][n]["mechanisms"]["hyperalloc"].get("installs")
+        if inst:
+            ax.annotate(f"{inst['median']:.0f} installs", (x - 0.19, 0), ha="center", va="bottom", fontsize=7,
+                        color="white", xytext=(0, 3), textcoords="offset points")
+    ax.set_ylabel("guest `alloc N G` after grow (MiB/s)")
+    ax.set_title("reuse after grow (4 KiB allocations, touched)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def rss_timeline(raw: Path, ns: list, path: Path):
+    fig, axes = plt.subplots(1, len(ns), figsize=(6 * len(ns), 4), squeeze=False)
+    for ax, n in zip(axes[0], ns):
+        for mech in MECHS:
+            f = raw / f"{mech}_{n}g_r0_rss.csv"
+            if not f.exists():
+                continue
+            with open(f) as fh:
+                rows = list(csv.DictReader(fh))
+            ax.plot([float(r["t_s"]) for r in rows], [int(r["rss_bytes"]) / 2**30 for r in rows], color=COLORS[mech],
+                    label=mech)
+        ax.set_title(f"N = {n} GiB, first run")
+        ax.set_xlabel("time since launch (s)")
+        ax.set_ylabel("VMM RSS (GiB)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def draw(d: Path, summary: dict) -> list[Path]:
+    out = [d / "inflate_shrink_grow.png", d / "inflate_reuse.png", d / "inflate_rss.png"]
+    shrink_grow(summary, out[0])
+    reuse(summary, out[1])
+    rss_timeline(d / "raw", sorted(summary["by_n"], key=int), out[2])
+    return out
