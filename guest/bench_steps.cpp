@@ -20,7 +20,7 @@ constexpr uint64_t kMaxBatch = 256;
 constexpr uint64_t kRounds = 4000;
 
 uint64_t g_tsc_hz = 1;
-uint64_t tsc_ns(void*) { return rdtsc() * 1000'000'000 / g_tsc_hz; }
+uint64_t tsc_ns(void*) { return static_cast<uint64_t>(static_cast<unsigned __int128>(rdtsc()) * 1000'000'000 / g_tsc_hz); }
 
 struct Got {
   uint64_t frame;

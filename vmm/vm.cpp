@@ -174,6 +174,18 @@ nlohmann::json Vm::status() {
   j["vcpus"] = cfg_.cpus;
   j["uptime_s"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   j["stopping"] = stopping();
+  // CPU time of every vCPU thread (host view): the service vCPUs' share is what the guest's
+  // drivers (balloon, free page reporting) cost.
+  nlohmann::json cpu = nlohmann::json::array();
+  {
+    std::lock_guard lock(mu_);
+    for (unsigned i = 0; i < vcpus_.size(); i++) {
+      timespec ts{};
+      bool ok = cpu_clocks_.count(i) && clock_gettime(cpu_clocks_[i], &ts) == 0;
+      cpu.push_back({{"vcpu", i}, {"service", i >= cfg_.cpus}, {"cpu_s", ok ? ts.tv_sec + ts.tv_nsec / 1e9 : 0.0}});
+    }
+  }
+  j["vcpu_cpu"] = cpu;
   j["barrier_waiting"] = hypercalls_->barrier_waiting();
   j["barriers_passed"] = hypercalls_->barriers_passed();
   return j;
@@ -232,6 +244,8 @@ void Vm::vcpu_thread(unsigned index) {
   {
     std::lock_guard lock(mu_);
     handles_.push_back(pthread_self());
+    clockid_t clock;
+    if (pthread_getcpuclockid(pthread_self(), &clock) == 0) cpu_clocks_[index] = clock;
   }
   auto& vcpu = *vcpus_[index];
   try {

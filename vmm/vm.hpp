@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <mutex>
@@ -88,6 +89,7 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   std::mutex mu_;  // guards status_, message_, handles_
   std::condition_variable stopped_cv_;
   std::vector<pthread_t> handles_;
+  std::map<unsigned, clockid_t> cpu_clocks_;  // vCPU index -> its thread's CPU clock
   std::optional<pthread_t> main_thread_;  // the thread in run(), while it runs
   std::atomic<bool> stopping_{false};
   std::atomic<unsigned> running_{0};
