@@ -6,6 +6,7 @@
 
 #include "guest-alloc/abi_hyperalloc.hpp"
 #include "guest-alloc/abi_ports.hpp"
+#include "guest-alloc/abi_virtio.hpp"
 #include "guest-alloc/llfree.hpp"
 #include "guest-alloc/llfree_bench.hpp"
 #include "guest-alloc/llfree_host.hpp"
@@ -66,6 +67,7 @@ extern "C" [[noreturn]] void _start() {
   uint64_t buf[4];
   sink += bench::alloc_free_loop(a, 0, 0, buf, 4, 2, fake_clock, nullptr).pairs;
   sink += hvmm::abi::hyperalloc::layout_template().size;
+  sink += sizeof(hvmm::abi::virtio::VirtqDesc) + hvmm::abi::virtio::balloon::kConfigActual;
   a.drain(0);
   asm volatile("" ::"r"(sink));
   for (;;) asm volatile("hlt");

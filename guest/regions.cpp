@@ -5,13 +5,6 @@
 
 namespace guest {
 
-struct ListPage {
-  ListPage* next;
-  uint64_t count;
-  uint64_t frames[kPageSize / 8 - 2];
-};
-static_assert(sizeof(ListPage) == kPageSize);
-
 namespace {
 MemRegion g_regions[kMaxRegions];
 uint64_t g_next_seed = 0x5eed'0001;
@@ -38,20 +31,6 @@ bool check(uint64_t seed, uint64_t frame, unsigned order, uint64_t& bad_word, ui
   }
   return true;
 }
-
-bool push(CpuList& l, uint64_t frame) {
-  if (!l.head || l.head->count == sizeof(l.head->frames) / 8) {
-    uint64_t page;
-    if (!mem_alloc(0, page)) return false;
-    auto* lp = static_cast<ListPage*>(frame_ptr(page));
-    lp->next = l.head;
-    lp->count = 0;
-    l.head = lp;
-  }
-  l.head->frames[l.head->count++] = frame;
-  l.blocks++;
-  return true;
-}
 }  // namespace
 
 MemRegion* newest_region() {
@@ -75,7 +54,7 @@ MemRegion* new_region(unsigned order) {
 
 uint64_t region_blocks(const MemRegion& r) {
   uint64_t n = 0;
-  for (auto& l : r.lists) n += l.blocks;
+  for (auto& l : r.lists) n += l.size();
   return n;
 }
 
@@ -87,13 +66,13 @@ unsigned live_regions(MemRegion** out) {
 }
 
 uint64_t region_fill(MemRegion& r, uint64_t blocks) {
-  CpuList& l = r.lists[this_cpu()->id];
+  FrameList& l = r.lists[this_cpu()->id];
   uint64_t done = 0;
   for (; blocks == 0 || done < blocks; done++) {
     uint64_t frame;
     if (!mem_alloc(r.order, frame)) break;
     fill(r.seed, frame, r.order);
-    if (!push(l, frame)) {
+    if (!l.push(frame)) {
       mem_free(frame, r.order);
       break;
     }
@@ -102,27 +81,16 @@ uint64_t region_fill(MemRegion& r, uint64_t blocks) {
 }
 
 uint64_t region_verify(const MemRegion& r) {
-  const CpuList& l = r.lists[this_cpu()->id];
   uint64_t bad = 0;
-  for (const ListPage* lp = l.head; lp; lp = lp->next) {
-    for (uint64_t i = 0; i < lp->count; i++) {
-      uint64_t word, got;
-      if (!check(r.seed, lp->frames[i], r.order, word, got) && bad++ == 0)
-        kprintf("verify: frame %#lx (order %u) word %lu: expected %#lx, found %#lx\n", lp->frames[i], r.order, word,
-                pattern(r.seed, lp->frames[i], word), got);
-    }
-  }
+  r.lists[this_cpu()->id].for_each([&](uint64_t frame) {
+    uint64_t word, got;
+    if (!check(r.seed, frame, r.order, word, got) && bad++ == 0)
+      kprintf("verify: frame %#lx (order %u) word %lu: expected %#lx, found %#lx\n", frame, r.order, word,
+              pattern(r.seed, frame, word), got);
+  });
   return bad;
 }
 
-void region_release(MemRegion& r) {
-  CpuList& l = r.lists[this_cpu()->id];
-  while (ListPage* lp = l.head) {
-    for (uint64_t i = 0; i < lp->count; i++) mem_free(lp->frames[i], r.order);
-    l.head = lp->next;
-    mem_free(reinterpret_cast<uintptr_t>(lp) / kPageSize, 0);
-  }
-  l.blocks = 0;
-}
+void region_release(MemRegion& r) { r.lists[this_cpu()->id].release(r.order); }
 
 }  // namespace guest

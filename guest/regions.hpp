@@ -5,22 +5,16 @@
 #pragma once
 #include <cstdint>
 
+#include "guest/frame_list.hpp"
 #include "guest/percpu.hpp"
 
 namespace guest {
 
-struct ListPage;
-
-struct CpuList {
-  ListPage* head;
-  uint64_t blocks;
-};
-
-struct MemRegion {
-  bool live;
-  unsigned order;
-  uint64_t seed;
-  CpuList lists[kMaxCpus];
+struct MemRegion {  // all fields initialised, so the static table needs no constructor at boot
+  bool live = false;
+  unsigned order = 0;
+  uint64_t seed = 0;
+  FrameList lists[kMaxCpus];
 };
 
 inline constexpr unsigned kMaxRegions = 64;

@@ -52,7 +52,7 @@ uint64_t to_ns(uint64_t ticks, uint64_t hz) { return hz ? static_cast<uint64_t>(
   uint64_t move_start = rdtsc();
   for (;;) {
     const uint64_t t0 = rdtsc();
-    if (balloon_ack_interrupt() & virtio::reg::kIntConfigChange) balloon_read_target();
+    if (balloon_ack_interrupt() & virtio::mmio_reg::kIntConfigChange) balloon_read_target();
     balloon_service_stats();
     BalloonInfo info = balloon_info();
     if (info.target != seen_target) {

@@ -20,8 +20,9 @@
 namespace hvmm::reclaim {
 
 struct AutoReclaimConfig {
-  std::chrono::milliseconds period{1000};
-  unsigned age_scans = 2;       // 1..255
+  // Defaults from bench/auto_reclaim_tuning.py (README: "Auto-reclaim: defaults and why").
+  std::chrono::milliseconds period{500};
+  unsigned age_scans = 3;       // 1..255
   unsigned batch_frames = 32;   // per zone-mutex hold (64 MiB)
 };
 

@@ -1,5 +1,7 @@
 #include "reclaim/zone_state.hpp"
 
+#include <sys/mman.h>
+
 #include <fmt/format.h>
 
 #include "guest-alloc/llfree_host.hpp"
@@ -80,6 +82,14 @@ ResizeResult ZoneState::resize(uint64_t target) {
   return target < usable ? shrink(target) : grow(target);
 }
 
+bool ZoneState::resident(uint64_t idx) const {
+  // The first 4 KiB page stands for the frame: guest RAM is THP-backed, so a touched frame is
+  // normally one huge page. mincore() failing counts as resident (then we simply discard it).
+  uint8_t* p = mem_.hva(zone_.huge_gpa(idx), kHugeBytes);
+  unsigned char v = 1;
+  return !p || mincore(p, 4096, &v) != 0 || (v & 1);
+}
+
 ResizeResult ZoneState::shrink(uint64_t target) {
   const auto t0 = Clock::now();
   ResizeResult res;
@@ -89,10 +99,14 @@ ResizeResult ZoneState::shrink(uint64_t target) {
   uint64_t usable = before;
   {
     DiscardRuns runs(mem_, discard_failures_);
-    // SOFT frames first: they are discarded already and the guest would use them last anyway.
-    for (const HugeState from : {HugeState::kSoft, HugeState::kInstalled}) {
+    // Resident frames first (that is what gives the host memory back), then SOFT ones (discarded
+    // already: free to take), then installed frames the guest never touched.
+    for (const Pass pass : {Pass::kResident, Pass::kSoft, Pass::kUntouched}) {
+      const HugeState from = pass == Pass::kSoft ? HugeState::kSoft : HugeState::kInstalled;
       for (uint64_t i = 0; i < zone_.huge_frames && usable > target; ++i) {
-        if (table_.get(i) != from || !host::hard_reclaim(zone_.view, i)) continue;
+        if (table_.get(i) != from) continue;
+        if (pass != Pass::kSoft && resident(i) != (pass == Pass::kResident)) continue;
+        if (!host::hard_reclaim(zone_.view, i)) continue;
         table_.set(i, HugeState::kHard);
         usable -= kHugeBytes;
         if (from == HugeState::kInstalled) runs.add(zone_.huge_gpa(i));
@@ -166,35 +180,51 @@ InstallResult ZoneState::install(uint64_t idx) {
     anomaly("install of a frame outside the zone", idx);
     return InstallResult::kRefused;
   }
-  std::lock_guard lk(mu_);
-  const uint16_t w = zone_.view.children[idx].atomic().load(std::memory_order_acquire);
-  switch (table_.get(idx)) {
-    case HugeState::kExcluded:
-      anomaly("install of a frame the host never reclaims", idx);
-      return InstallResult::kRefused;
-    case HugeState::kHard:
-      anomaly("install of a hard-reclaimed frame", idx);
-      return InstallResult::kRefused;
-    case HugeState::kInstalled:
-      if (!alloc::Child::reclaimed_of(w)) {
-        redundant_.fetch_add(1, std::memory_order_relaxed);  // another CPU installed it first
-        return InstallResult::kRedundant;
-      }
-      anomaly("reclaimed flag on an installed frame (set by the guest); installing", idx);
-      break;
-    case HugeState::kSoft:
-      break;
+  {
+    std::lock_guard lk(mu_);
+    if (InstallResult r; !install_allowed(idx, r)) return r;
   }
-  // Populate first, then clear the flag: once the guest sees the flag clear, the memory is there.
-  // A failed populate is not fatal: the guest's touches fault the memory in one page at a time.
+  // Populate outside the zone mutex, so installs on several vCPUs (and a long shrink) do not queue
+  // behind each other's 2 MiB of zeroing. Safe: the asking vCPU holds an allocated block in this
+  // frame, so free < 512 and no host operation can reclaim it meanwhile. (A guest that asks for a
+  // frame it does not hold can at worst leave its own memory resident.) A failed populate is not
+  // fatal: the guest's touches fault the memory in one page at a time.
   if (!mem_.populate(zone_.huge_gpa(idx), kHugeBytes)) {
     const uint64_t n = populate_failures_.fetch_add(1, std::memory_order_relaxed);
     if (n < 8) fmt::print(stderr, "hvmm: hyperalloc: populate of huge frame {} failed\n", idx);
   }
+  // Then clear the flag: once the guest sees it clear, the memory is there.
+  std::lock_guard lk(mu_);
+  if (InstallResult r; !install_allowed(idx, r)) return r;  // another vCPU finished it first
   host::clear_reclaimed(zone_.view, idx);
   table_.set(idx, HugeState::kInstalled);
   installs_.fetch_add(1, std::memory_order_relaxed);
   return InstallResult::kInstalled;
+}
+
+bool ZoneState::install_allowed(uint64_t idx, InstallResult& refused) const {
+  const uint16_t w = zone_.view.children[idx].atomic().load(std::memory_order_acquire);
+  switch (table_.get(idx)) {
+    case HugeState::kExcluded:
+      anomaly("install of a frame the host never reclaims", idx);
+      refused = InstallResult::kRefused;
+      return false;
+    case HugeState::kHard:
+      anomaly("install of a hard-reclaimed frame", idx);
+      refused = InstallResult::kRefused;
+      return false;
+    case HugeState::kInstalled:
+      if (!alloc::Child::reclaimed_of(w)) {
+        redundant_.fetch_add(1, std::memory_order_relaxed);  // another CPU installed it first
+        refused = InstallResult::kRedundant;
+        return false;
+      }
+      anomaly("reclaimed flag on an installed frame (set by the guest); installing", idx);
+      return true;
+    case HugeState::kSoft:
+      return true;
+  }
+  return true;
 }
 
 uint64_t ZoneState::guest_free_bytes() const {

@@ -13,8 +13,10 @@
 //   install            vCPU thread reclaimed -> !reclaimed                      SOFT -> INSTALLED    populate
 //
 // Order: CAS the flag first, then discard; install populates first, then clears the flag. One mutex
-// per zone serialises every host operation (resize, soft reclaim, install), so a guest that
-// allocates a frame the host has just flagged blocks in its install until the discard is done.
+// per zone serialises every host operation (resize, soft reclaim, the state change of an install),
+// so a guest that allocates a frame the host has just flagged blocks in its install until the
+// discard is done. The populate of an install runs outside the mutex (see install()). Shrink takes
+// resident frames first, then SOFT ones, then never-touched ones: what it takes should lower RSS.
 // Adjacent frames are discarded with one madvise call.
 //
 // "Usable" memory = guest RAM (GuestMemory::ram_bytes) minus hard-reclaimed frames: what the VM
@@ -96,7 +98,12 @@ class ZoneState {
   uint64_t audit() const;
 
  private:
+  enum class Pass { kResident, kSoft, kUntouched };  // shrink's order of preference
   uint64_t usable_locked() const;
+  // Whether the host backs huge frame `idx` (mincore of its first page).
+  bool resident(uint64_t idx) const;
+  // Under mu_: may `idx` be installed? If not, `refused` says how the call ends (counted/logged).
+  bool install_allowed(uint64_t idx, InstallResult& refused) const;
   void anomaly(const char* what, uint64_t idx) const;
 
   const GuestMemory& mem_;

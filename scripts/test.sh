@@ -152,7 +152,7 @@ main() {
   printf '%s\n' "${stage_times[@]}"
   echo "total: $((SECONDS - suite_start)) s"
   if [ ${#failed_stages[@]} -gt 0 ]; then
-    echo "failed stages: ${failed_stages[*]}"
+    printf 'failed stage: %s\n' "${failed_stages[@]}"
   fi
   echo "$passed passed, $failed failed"
   [ ${#failed_stages[@]} -eq 0 ] && [ "$failed" -eq 0 ]

@@ -125,10 +125,10 @@ int Vm::run() {
 
   started_ = std::chrono::steady_clock::now();
   FootprintMeter meter;
+  std::unique_ptr<api::ControlServer> server;  // first: a socket error must leave nothing behind
+  if (!cfg_.api_sock.empty()) server = std::make_unique<api::ControlServer>(cfg_.api_sock, *this);
   StatusLine line(meter, [this] { return status_fields(); }, status_line_enabled(cfg_.quiet));
   status_line_.store(&line, std::memory_order_release);
-  std::unique_ptr<api::ControlServer> server;
-  if (!cfg_.api_sock.empty()) server = std::make_unique<api::ControlServer>(cfg_.api_sock, *this);
   if (cfg_.auto_reclaim) reclaim_->start_auto(*cfg_.auto_reclaim);
 
   running_ = static_cast<unsigned>(vcpus_.size());

@@ -70,11 +70,17 @@ def shrink_grow(summary: dict, path: Path):
 def reuse(summary: dict, path: Path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     c = _bars(ax, summary, "reuse_mib_s")
+    width = 0.38
     for k, (n, x) in enumerate(c.items()):
-        ft = summary["by_n"][n]["limits"]["guest_first_touch_mib_s"]
-        y = ft and ft["median"]
-        _limit_mark(ax, x, y, "limit: fresh VM's first touch" if k == 0 else None)
-        _limit_mark(ax, x, y and 0.9 * y, "goal: 0.9 × limit" if k == 0 else None, "r:")
+        for j, mech in enumerate(MECHS):  # each mechanism's own first touch (same VM) is its limit
+            ft = summary["by_n"][n]["mechanisms"][mech].get("touch_mib_s")
+            y = ft and ft["median"]
+            xm = x + (j - 0.5) * width
+            if y:
+                ax.plot([xm - width / 2, xm + width / 2], [y, y], "k--", lw=1.5,
+                        label="limit: same VM's first touch" if k == 0 and j == 0 else None)
+                ax.plot([xm - width / 2, xm + width / 2], [0.9 * y, 0.9 * y], "r:", lw=1.5,
+                        label="goal: 0.9 × limit" if k == 0 and j == 0 else None)
         inst = summary["by_n"][n]["mechanisms"]["hyperalloc"].get("installs")
         if inst:
             ax.annotate(f"{inst['median']:.0f} installs", (x - 0.19, 0), ha="center", va="bottom", fontsize=7,

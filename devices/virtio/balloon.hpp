@@ -20,39 +20,6 @@
 
 namespace hvmm::virtio {
 
-namespace balloon {
-inline constexpr uint32_t kDeviceId = 5;
-inline constexpr uint64_t kFeatureMustTellHost = 1ull << 0;
-inline constexpr uint64_t kFeatureStatsVq = 1ull << 1;
-inline constexpr uint64_t kFeatureDeflateOnOom = 1ull << 2;
-inline constexpr uint64_t kFeatureFreePageHint = 1ull << 3;
-inline constexpr uint64_t kFeaturePagePoison = 1ull << 4;
-inline constexpr uint64_t kFeatureReporting = 1ull << 5;
-inline constexpr uint64_t kPfnShift = 12;
-inline constexpr uint64_t kPageSize = 1ull << kPfnShift;
-inline constexpr uint16_t kMinReportingQueue = 32;  // Linux refuses a smaller reporting queue
-inline constexpr uint32_t kMaxPfnsPerChain = 65536; // more is ignored (and counted): bounds vCPU time
-inline constexpr uint32_t kMaxStatsPerChain = 256;
-
-// Config space (§5.5.4), little-endian.
-struct Config {
-  uint32_t num_pages;              // host: target balloon size in 4 KiB pages
-  uint32_t actual;                 // guest: current balloon size
-  uint32_t free_page_hint_cmd_id;  // unused (FREE_PAGE_HINT not offered)
-  uint32_t poison_val;             // unused (PAGE_POISON not offered)
-};
-static_assert(sizeof(Config) == 16 && offsetof(Config, actual) == 4);
-
-// One statistics entry as the driver lays it out: le16 tag, le64 value, packed (10 bytes).
-inline constexpr uint32_t kStatEntrySize = 10;
-enum StatTag : uint16_t {
-  kStatSwapIn = 0, kStatSwapOut = 1, kStatMajorFaults = 2, kStatMinorFaults = 3,
-  kStatMemFree = 4, kStatMemTotal = 5, kStatMemAvailable = 6, kStatDiskCaches = 7,
-  kStatHugetlbAllocs = 8, kStatHugetlbFailures = 9,
-  kStatTags = 16,  // tags below this are kept; others are ignored (newer spec revisions add more)
-};
-}  // namespace balloon
-
 // Where balloon memory goes. Called with the device lock held, in the vCPU thread.
 struct BalloonBackend {
   enum class Why { inflate, report };
@@ -80,7 +47,7 @@ struct BalloonCounters {
   uint64_t reported_bytes = 0;    // free page reporting
   uint64_t invalid_pfns = 0;      // outside RAM (or a trailing partial PFN)
   uint64_t invalid_reports = 0;   // reported buffers with no whole 4 KiB page
-  uint64_t ignored_pfns = 0;      // beyond kMaxPfnsPerChain
+  uint64_t ignored_pfns = 0;      // beyond Balloon::kMaxPfnsPerChain
   uint64_t bad_chains = 0;        // structural queue errors (the device then needs a reset)
   uint64_t discard_failures = 0;
   uint64_t discard_calls = 0;     // backend calls (after coalescing)
@@ -105,6 +72,9 @@ struct BalloonStatus {
 
 class Balloon final : public VirtioDevice {
  public:
+  static constexpr uint32_t kMaxPfnsPerChain = 65536;  // more is ignored (and counted): bounds vCPU time
+  static constexpr uint32_t kMaxStatsPerChain = 256;
+
   struct Options {
     bool stats = true;
     bool deflate_on_oom = true;

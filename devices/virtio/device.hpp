@@ -11,22 +11,15 @@
 #include <cstdint>
 #include <mutex>
 
+#include "guest-alloc/abi_virtio.hpp"
+
 namespace hvmm::virtio {
 
+// The spec constants (registers, status and feature bits, ring layout, balloon config) are the
+// ABI the guest's driver shares: hvmm::virtio::kStatusDriverOk, mmio_reg::kStatus, balloon::Config...
+using namespace abi::virtio;
+
 class Virtqueue;
-
-// Feature bits reserved for the transport / ring (§6).
-inline constexpr uint64_t kFeatureIndirectDesc = 1ull << 28;
-inline constexpr uint64_t kFeatureEventIdx = 1ull << 29;
-inline constexpr uint64_t kFeatureVersion1 = 1ull << 32;
-
-// Device status bits (§2.1).
-inline constexpr uint32_t kStatusAcknowledge = 1;
-inline constexpr uint32_t kStatusDriver = 2;
-inline constexpr uint32_t kStatusDriverOk = 4;
-inline constexpr uint32_t kStatusFeaturesOk = 8;
-inline constexpr uint32_t kStatusNeedsReset = 64;
-inline constexpr uint32_t kStatusFailed = 128;
 
 // An interrupt line owned by the VMM (e.g. an IOAPIC pin through KVM_IRQ_LINE).
 // raise() when InterruptStatus becomes non-zero; lower() when the driver acknowledged everything

@@ -16,45 +16,6 @@
 
 namespace hvmm::virtio {
 
-namespace mmio_reg {
-inline constexpr uint32_t kMagicValue = 0x000;
-inline constexpr uint32_t kVersion = 0x004;
-inline constexpr uint32_t kDeviceId = 0x008;
-inline constexpr uint32_t kVendorId = 0x00c;
-inline constexpr uint32_t kDeviceFeatures = 0x010;
-inline constexpr uint32_t kDeviceFeaturesSel = 0x014;
-inline constexpr uint32_t kDriverFeatures = 0x020;
-inline constexpr uint32_t kDriverFeaturesSel = 0x024;
-inline constexpr uint32_t kQueueSel = 0x030;
-inline constexpr uint32_t kQueueNumMax = 0x034;
-inline constexpr uint32_t kQueueNum = 0x038;
-inline constexpr uint32_t kQueueReady = 0x044;
-inline constexpr uint32_t kQueueNotify = 0x050;
-inline constexpr uint32_t kInterruptStatus = 0x060;
-inline constexpr uint32_t kInterruptAck = 0x064;
-inline constexpr uint32_t kStatus = 0x070;
-inline constexpr uint32_t kQueueDescLow = 0x080;
-inline constexpr uint32_t kQueueDescHigh = 0x084;
-inline constexpr uint32_t kQueueDriverLow = 0x090;
-inline constexpr uint32_t kQueueDriverHigh = 0x094;
-inline constexpr uint32_t kQueueDeviceLow = 0x0a0;
-inline constexpr uint32_t kQueueDeviceHigh = 0x0a4;
-inline constexpr uint32_t kShmSel = 0x0ac;
-inline constexpr uint32_t kShmLenLow = 0x0b0;
-inline constexpr uint32_t kShmLenHigh = 0x0b4;
-inline constexpr uint32_t kShmBaseLow = 0x0b8;
-inline constexpr uint32_t kShmBaseHigh = 0x0bc;
-inline constexpr uint32_t kConfigGeneration = 0x0fc;
-inline constexpr uint32_t kConfig = 0x100;
-inline constexpr uint32_t kSlotSize = 0x1000;
-
-inline constexpr uint32_t kMagic = 0x74726976;  // "virt"
-inline constexpr uint32_t kVersion2 = 2;
-inline constexpr uint32_t kVendor = 0x4d4d5648;  // "HVMM"
-inline constexpr uint32_t kIntUsedBuffer = 1;
-inline constexpr uint32_t kIntConfigChange = 2;
-}  // namespace mmio_reg
-
 // Driver mistakes the transport noticed (never fatal; the guest only hurts itself).
 struct MmioCounters {
   uint64_t bad_accesses = 0;        // misaligned / wrong size / outside the slot / read-only write

@@ -19,33 +19,15 @@
 #include <cstdint>
 #include <vector>
 
+#include "guest-alloc/abi_virtio.hpp"
 #include "vmm/guest_memory.hpp"
 
 namespace hvmm::virtio {
 
-// Ring layout constants (§2.7).
-inline constexpr uint16_t kDescFlagNext = 1;
-inline constexpr uint16_t kDescFlagWrite = 2;
-inline constexpr uint16_t kDescFlagIndirect = 4;
-inline constexpr uint16_t kAvailFlagNoInterrupt = 1;
-inline constexpr uint16_t kMaxQueueSize = 32768;  // split-queue limit
+// Ring layout (kDescFlag*, VirtqDesc, VirtqUsedElem, kMaxQueueSize) from the shared ABI.
+using namespace abi::virtio;
+
 inline constexpr uint32_t kDefaultMaxIndirect = 1024;
-
-struct VirtqDesc {
-  uint64_t addr;
-  uint32_t len;
-  uint16_t flags;
-  uint16_t next;
-};
-static_assert(sizeof(VirtqDesc) == 16);
-static_assert(offsetof(VirtqDesc, len) == 8 && offsetof(VirtqDesc, flags) == 12 &&
-              offsetof(VirtqDesc, next) == 14);
-
-struct VirtqUsedElem {
-  uint32_t id;
-  uint32_t len;
-};
-static_assert(sizeof(VirtqUsedElem) == 8);
 
 // Why a queue refused to start or broke. Values are stable (used in logs and tests).
 enum class QueueError : uint8_t {

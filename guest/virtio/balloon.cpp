@@ -5,32 +5,18 @@
 
 #include "guest/arch.hpp"
 #include "guest/console.hpp"
+#include "guest/frame_list.hpp"
 #include "guest/mem.hpp"
 #include "guest/percpu.hpp"
 
 namespace guest::virtio {
 namespace {
-constexpr uint32_t kBalloonDeviceId = 5;
-constexpr uint64_t kFeatureStatsVq = 1ull << 1;
-constexpr uint64_t kFeatureDeflateOnOom = 1ull << 2;
-constexpr uint64_t kFeatureReporting = 1ull << 5;
-constexpr uint32_t kConfigNumPages = reg::kConfig + 0;
-constexpr uint32_t kConfigActual = reg::kConfig + 4;
+using namespace balloon;
+constexpr uint32_t kConfigNumPagesReg = mmio_reg::kConfig + kConfigNumPages;
+constexpr uint32_t kConfigActualReg = mmio_reg::kConfig + kConfigActual;
 constexpr unsigned kBatch = 256;     // VIRTIO_BALLOON_ARRAY_PFNS_MAX
 constexpr unsigned kOomPages = 256;  // VIRTIO_BALLOON_OOM_NR_PAGES
-
-// Statistics tags (virtio 1.x §5.5.6.3) and one packed entry: le16 tag, le64 value.
-enum : uint16_t { kSwapIn = 0, kSwapOut = 1, kMajFlt = 2, kMinFlt = 3, kMemFree = 4, kMemTot = 5, kAvail = 6, kCaches = 7 };
-constexpr unsigned kStatEntry = 10;
-constexpr unsigned kStatCount = 8;
-
-// The balloon's frames, in 4 KiB list pages taken from the allocator (like guest/regions.cpp).
-struct PageList {
-  PageList* next;
-  uint64_t count;
-  uint64_t frames[kPageSize / 8 - 2];
-};
-static_assert(sizeof(PageList) == kPageSize);
+constexpr unsigned kStatCount = 8;   // the statistics we send: tags 0..7
 
 struct Driver {
   MmioDevice dev;
@@ -38,7 +24,7 @@ struct Driver {
   uint64_t features = 0;
   uint32_t* pfns = nullptr;     // one page: the PFN array handed to the device
   uint8_t* stats_buf = nullptr; // one page
-  PageList* list = nullptr;
+  FrameList frames;             // the frames in the balloon
   uint32_t target = 0, actual = 0;
   // After a deflate-on-OOM the driver does not inflate again until the host changes the target
   // (Linux only re-inflates on a config change).
@@ -60,30 +46,6 @@ void lock() {
 }
 void unlock() { std::atomic_ref<uint32_t>(g.lock).store(0, std::memory_order_release); }
 
-bool push_page(uint64_t frame) {
-  if (!g.list || g.list->count == sizeof(g.list->frames) / 8) {
-    uint64_t page;
-    if (!mem_alloc(0, page)) return false;
-    auto* lp = static_cast<PageList*>(frame_ptr(page));
-    lp->next = g.list;
-    lp->count = 0;
-    g.list = lp;
-  }
-  g.list->frames[g.list->count++] = frame;
-  return true;
-}
-
-bool pop_page(uint64_t& frame) {
-  while (g.list && g.list->count == 0) {  // an empty list page goes back to the allocator
-    PageList* lp = g.list;
-    g.list = lp->next;
-    mem_free(reinterpret_cast<uintptr_t>(lp) / kPageSize, 0);
-  }
-  if (!g.list) return false;
-  frame = g.list->frames[--g.list->count];
-  return true;
-}
-
 // Sends n PFNs on `q` and waits for the device (synchronous: done when kick() returns).
 void tell_host(Virtq& q, unsigned n) {
   VirtqBuf b{reinterpret_cast<uintptr_t>(g.pfns), n * 4u, false};
@@ -95,7 +57,7 @@ void tell_host(Virtq& q, unsigned n) {
   }
 }
 
-void write_actual() { g.dev.write(kConfigActual, g.actual); }
+void write_actual() { g.dev.write(kConfigActualReg, g.actual); }
 
 // Lock held. Allocates up to `want` frames; false when the allocator is out of memory.
 bool fill_batch(unsigned want) {
@@ -107,7 +69,7 @@ bool fill_batch(unsigned want) {
       out_of_memory = true;
       break;
     }
-    if (!push_page(f)) {
+    if (!g.frames.push(f)) {
       mem_free(f, 0);
       out_of_memory = true;
       break;
@@ -125,7 +87,7 @@ bool fill_batch(unsigned want) {
 // Lock held. Gives back up to `want` frames: tell the host first, then free (MUST_TELL_HOST order).
 unsigned leak_batch(unsigned want) {
   unsigned n = 0;
-  for (uint64_t f; n < want && pop_page(f); n++) g.pfns[n] = static_cast<uint32_t>(f);
+  for (uint64_t f; n < want && g.frames.pop(f); n++) g.pfns[n] = static_cast<uint32_t>(f);
   if (!n) return 0;
   tell_host(g.deflate, n);
   for (unsigned i = 0; i < n; i++) mem_free(g.pfns[i], 0);
@@ -161,23 +123,24 @@ void fill_stats() {
   const struct {
     uint16_t tag;
     uint64_t val;
-  } s[kStatCount] = {{kSwapIn, 0}, {kSwapOut, 0}, {kMajFlt, 0}, {kMinFlt, 0}, {kMemFree, free}, {kMemTot, total}, {kAvail, free}, {kCaches, 0}};
+  } s[kStatCount] = {{kStatSwapIn, 0}, {kStatSwapOut, 0}, {kStatMajorFaults, 0}, {kStatMinorFaults, 0}, {kStatMemFree, free}, {kStatMemTotal, total}, {kStatMemAvailable, free}, {kStatDiskCaches, 0}};
   for (unsigned i = 0; i < kStatCount; i++) {
-    memcpy(g.stats_buf + i * kStatEntry, &s[i].tag, 2);
-    memcpy(g.stats_buf + i * kStatEntry + 2, &s[i].val, 8);
+    memcpy(g.stats_buf + i * kStatEntrySize, &s[i].tag, 2);
+    memcpy(g.stats_buf + i * kStatEntrySize + 2, &s[i].val, 8);
   }
 }
 
 void queue_stats() {
   fill_stats();
-  VirtqBuf b{reinterpret_cast<uintptr_t>(g.stats_buf), kStatCount * kStatEntry, false};
+  VirtqBuf b{reinterpret_cast<uintptr_t>(g.stats_buf), kStatCount * kStatEntrySize, false};
   if (g.stats.add(&b, 1)) g.stats.kick();
 }
 
 bool find_device(const BootInfo& boot) {
   for (unsigned i = 0; i < boot.virtio_count; i++) {
     MmioDevice d(boot.virtio[i].start);
-    if (d.read(reg::kMagicValue) == reg::kMagic && d.read(reg::kVersion) == 2 && d.read(reg::kDeviceId) == kBalloonDeviceId) {
+    if (d.read(mmio_reg::kMagicValue) == mmio_reg::kMagic && d.read(mmio_reg::kVersion) == mmio_reg::kVersion2 &&
+        d.read(mmio_reg::kDeviceId) == kDeviceId) {
       g.dev = d;
       return true;
     }
@@ -187,7 +150,7 @@ bool find_device(const BootInfo& boot) {
 
 bool fail(const char* why) {
   kprintf("virtio-balloon: %s; running without the balloon\n", why);
-  g.dev.write(reg::kStatus, g.dev.read(reg::kStatus) | status::kFailed);
+  g.dev.write(mmio_reg::kStatus, g.dev.read(mmio_reg::kStatus) | kStatusFailed);
   return false;
 }
 }  // namespace
@@ -197,21 +160,21 @@ bool balloon_init(const BootInfo& boot) {
   g.workload_cpus = boot.cpus;
   g.ram_bytes = boot.ram_bytes;
   MmioDevice& d = g.dev;
-  d.write(reg::kStatus, 0);  // reset
-  d.write(reg::kStatus, status::kAcknowledge);
-  d.write(reg::kStatus, status::kAcknowledge | status::kDriver);
-  d.write(reg::kDeviceFeaturesSel, 0);
-  uint64_t offered = d.read(reg::kDeviceFeatures);
-  d.write(reg::kDeviceFeaturesSel, 1);
-  offered |= uint64_t(d.read(reg::kDeviceFeatures)) << 32;
+  d.write(mmio_reg::kStatus, 0);  // reset
+  d.write(mmio_reg::kStatus, kStatusAcknowledge);
+  d.write(mmio_reg::kStatus, kStatusAcknowledge | kStatusDriver);
+  d.write(mmio_reg::kDeviceFeaturesSel, 0);
+  uint64_t offered = d.read(mmio_reg::kDeviceFeatures);
+  d.write(mmio_reg::kDeviceFeaturesSel, 1);
+  offered |= uint64_t(d.read(mmio_reg::kDeviceFeatures)) << 32;
   if (!(offered & kFeatureVersion1)) return fail("the device does not offer VERSION_1");
   g.features = offered & (kFeatureVersion1 | kFeatureStatsVq | kFeatureDeflateOnOom | kFeatureReporting);
-  d.write(reg::kDriverFeaturesSel, 0);
-  d.write(reg::kDriverFeatures, static_cast<uint32_t>(g.features));
-  d.write(reg::kDriverFeaturesSel, 1);
-  d.write(reg::kDriverFeatures, static_cast<uint32_t>(g.features >> 32));
-  d.write(reg::kStatus, status::kAcknowledge | status::kDriver | status::kFeaturesOk);
-  if (!(d.read(reg::kStatus) & status::kFeaturesOk)) return fail("the device refused our features");
+  d.write(mmio_reg::kDriverFeaturesSel, 0);
+  d.write(mmio_reg::kDriverFeatures, static_cast<uint32_t>(g.features));
+  d.write(mmio_reg::kDriverFeaturesSel, 1);
+  d.write(mmio_reg::kDriverFeatures, static_cast<uint32_t>(g.features >> 32));
+  d.write(mmio_reg::kStatus, kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk);
+  if (!(d.read(mmio_reg::kStatus) & kStatusFeaturesOk)) return fail("the device refused our features");
 
   uint64_t pfn_page, stats_page;
   if (!mem_alloc(0, pfn_page) || !mem_alloc(0, stats_page)) return fail("no memory for the driver");
@@ -222,9 +185,9 @@ bool balloon_init(const BootInfo& boot) {
   if (!g.inflate.init(d, q++, false) || !g.deflate.init(d, q++, false)) return fail("inflate/deflate queue set-up failed");
   if ((g.features & kFeatureStatsVq) && !g.stats.init(d, q++, true)) return fail("statistics queue set-up failed");
   if (g.features & kFeatureReporting) {
-    if (!g.reporting.init(d, q++, false) || g.reporting.size() < 32) return fail("reporting queue set-up failed");
+    if (!g.reporting.init(d, q++, false) || g.reporting.size() < kMinReportingQueue) return fail("reporting queue set-up failed");
   }
-  d.write(reg::kStatus, status::kAcknowledge | status::kDriver | status::kFeaturesOk | status::kDriverOk);
+  d.write(mmio_reg::kStatus, kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk | kStatusDriverOk);
   if (g.stats.ready()) queue_stats();
   g.live = true;
   mem_set_oom_hook(oom_hook);
@@ -233,13 +196,13 @@ bool balloon_init(const BootInfo& boot) {
 }
 
 uint32_t balloon_ack_interrupt() {
-  const uint32_t isr = g.dev.read(reg::kInterruptStatus);
-  if (isr) g.dev.write(reg::kInterruptAck, isr);
+  const uint32_t isr = g.dev.read(mmio_reg::kInterruptStatus);
+  if (isr) g.dev.write(mmio_reg::kInterruptAck, isr);
   return isr;
 }
 
 void balloon_read_target() {
-  const uint32_t t = g.dev.read(kConfigNumPages);
+  const uint32_t t = g.dev.read(kConfigNumPagesReg);
   lock();
   g.target = t;
   if (g.oom_hold && t != g.oom_hold_target) g.oom_hold = false;

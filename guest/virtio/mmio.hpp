@@ -4,47 +4,13 @@
 #pragma once
 #include <cstdint>
 
+#include "guest-alloc/abi_virtio.hpp"
+
 namespace guest::virtio {
 
-namespace reg {
-inline constexpr uint32_t kMagicValue = 0x000;
-inline constexpr uint32_t kVersion = 0x004;
-inline constexpr uint32_t kDeviceId = 0x008;
-inline constexpr uint32_t kDeviceFeatures = 0x010;
-inline constexpr uint32_t kDeviceFeaturesSel = 0x014;
-inline constexpr uint32_t kDriverFeatures = 0x020;
-inline constexpr uint32_t kDriverFeaturesSel = 0x024;
-inline constexpr uint32_t kQueueSel = 0x030;
-inline constexpr uint32_t kQueueNumMax = 0x034;
-inline constexpr uint32_t kQueueNum = 0x038;
-inline constexpr uint32_t kQueueReady = 0x044;
-inline constexpr uint32_t kQueueNotify = 0x050;
-inline constexpr uint32_t kInterruptStatus = 0x060;
-inline constexpr uint32_t kInterruptAck = 0x064;
-inline constexpr uint32_t kStatus = 0x070;
-inline constexpr uint32_t kQueueDescLow = 0x080;
-inline constexpr uint32_t kQueueDescHigh = 0x084;
-inline constexpr uint32_t kQueueDriverLow = 0x090;
-inline constexpr uint32_t kQueueDriverHigh = 0x094;
-inline constexpr uint32_t kQueueDeviceLow = 0x0a0;
-inline constexpr uint32_t kQueueDeviceHigh = 0x0a4;
-inline constexpr uint32_t kConfigGeneration = 0x0fc;
-inline constexpr uint32_t kConfig = 0x100;
-
-inline constexpr uint32_t kMagic = 0x74726976;  // "virt"
-inline constexpr uint32_t kIntUsedBuffer = 1;
-inline constexpr uint32_t kIntConfigChange = 2;
-}  // namespace reg
-
-namespace status {
-inline constexpr uint32_t kAcknowledge = 1;
-inline constexpr uint32_t kDriver = 2;
-inline constexpr uint32_t kDriverOk = 4;
-inline constexpr uint32_t kFeaturesOk = 8;
-inline constexpr uint32_t kFailed = 128;
-}  // namespace status
-
-inline constexpr uint64_t kFeatureVersion1 = 1ull << 32;
+// Registers (mmio_reg::), status and feature bits, ring layout and the balloon's config: the ABI
+// shared with hvmm's devices.
+using namespace hvmm::abi::virtio;
 
 class MmioDevice {
  public:

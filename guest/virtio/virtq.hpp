@@ -32,24 +32,12 @@ class Virtq {
   bool ready() const { return size_ != 0; }
 
  private:
-  struct Desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-  };
-  static_assert(sizeof(Desc) == 16);
-  struct UsedElem {
-    uint32_t id, len;
-  };
-  static_assert(sizeof(UsedElem) == 8);
-
   MmioDevice dev_;
   unsigned index_ = 0;
   uint16_t size_ = 0;
-  Desc* desc_ = nullptr;
+  VirtqDesc* desc_ = nullptr;
   uint16_t* avail_ = nullptr;  // flags, idx, ring[size], used_event
-  uint8_t* used_ = nullptr;    // flags, idx, ring[size] of UsedElem, avail_event
+  uint8_t* used_ = nullptr;    // flags, idx, ring[size] of VirtqUsedElem, avail_event
   uint16_t free_head_ = 0, num_free_ = 0;
   uint16_t avail_idx_ = 0, last_used_ = 0;
 };

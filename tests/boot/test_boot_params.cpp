@@ -97,9 +97,10 @@ TEST_CASE("write_boot_params for 16 GiB lists the high region and omits setup_da
   GuestMemory mem(16 * GiB);  // MAP_NORESERVE: only the touched pages cost anything
   write_boot_params(mem, {16 * GiB, "", {}});
   auto bp = peek<BootParams>(mem, kZeroPage);
-  REQUIRE(bp.e820_entries == 4);
-  CHECK(bp.e820_table[3].addr == 4 * GiB);
-  CHECK(bp.e820_table[3].size == 13 * GiB);
+  REQUIRE(bp.e820_entries == 5);  // low RAM, EBDA, RAM, high page tables (reserved), high RAM
+  CHECK(bp.e820_table[3].type == kE820Reserved);
+  CHECK(bp.e820_table[4].addr == 4 * GiB);
+  CHECK(bp.e820_table[4].size == 13 * GiB);
   CHECK(bp.hdr.setup_data == 0);
   CHECK(bp.hdr.cmdline_size == 0);
   CHECK(peek<uint8_t>(mem, kCmdline) == 0);

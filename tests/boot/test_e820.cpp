@@ -45,17 +45,29 @@ TEST_CASE("e820 for 3 GiB: exactly fills the space below the hole") {
   check_low_part(m, kHoleStart);
 }
 
-TEST_CASE("e820 for 16 GiB: RAM resumes at 4 GiB") {
+TEST_CASE("e820 for 16 GiB: RAM resumes at 4 GiB, high page tables reserved below the hole") {
   auto m = e820_map(16 * GiB);
-  REQUIRE(m.size() == 4);
-  check_low_part(m, kHoleStart);
-  CHECK(m[3].addr == 4 * GiB);
-  CHECK(m[3].size == 13 * GiB);
-  CHECK(m[3].type == kE820Ram);
+  const auto pt = high_page_tables(16 * GiB);
+  CHECK(pt.size == 2 * MiB);  // 13 directories of 4 KiB, rounded up to one 2 MiB frame
+  CHECK(pt.start + pt.size == kHoleStart);
+  REQUIRE(m.size() == 5);
+  check_low_part(m, pt.start);
+  CHECK(m[3].addr == pt.start);
+  CHECK(m[3].size == pt.size);
+  CHECK(m[3].type == kE820Reserved);
+  CHECK(m[4].addr == 4 * GiB);
+  CHECK(m[4].size == 13 * GiB);
+  CHECK(m[4].type == kE820Ram);
   uint64_t ram = 0;
   for (auto& e : m)
     if (e.type == kE820Ram) ram += e.size;
-  CHECK(ram == 16 * GiB - (1 * MiB - kEbdaStart));
+  CHECK(ram == 16 * GiB - (1 * MiB - kEbdaStart) - pt.size);
+}
+
+TEST_CASE("high page tables: none without RAM above 4 GiB, whole 2 MiB frames otherwise") {
+  CHECK(high_page_tables(3 * GiB).size == 0);
+  CHECK(high_page_tables(kMaxRam).size == 4 * MiB);  // 1021 tables of 4 KiB, rounded up
+  CHECK(high_page_tables(kMaxRam).size % (2 * MiB) == 0);
 }
 
 TEST_CASE("e820 refuses sizes outside the supported range") {

@@ -4,10 +4,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <cstring>
 #include <filesystem>
 
 #include "hvmm_env.hpp"
+#include "tests/common/elf_image.hpp"
 
 using namespace hvmm::testing;
 
@@ -28,32 +28,12 @@ void check_rejected(const ProcessResult& r, const std::string& subject) {
 
 // A valid ELF64 x86-64 executable with one PT_LOAD at 1 MiB whose memory size is `memsz`.
 std::string elf_with_segment(uint64_t memsz) {
-  constexpr uint64_t kLoad = 1ull << 20, kDataOff = 0x1000;
-  Elf64_Ehdr eh{};
-  std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
-  eh.e_ident[EI_CLASS] = ELFCLASS64;
-  eh.e_ident[EI_DATA] = ELFDATA2LSB;
-  eh.e_ident[EI_VERSION] = EV_CURRENT;
-  eh.e_type = ET_EXEC;
-  eh.e_machine = EM_X86_64;
-  eh.e_version = EV_CURRENT;
-  eh.e_entry = kLoad;
-  eh.e_phoff = sizeof eh;
-  eh.e_ehsize = sizeof eh;
-  eh.e_phentsize = sizeof(Elf64_Phdr);
-  eh.e_phnum = 1;
-  Elf64_Phdr ph{};
-  ph.p_type = PT_LOAD;
-  ph.p_flags = PF_R | PF_W | PF_X;
-  ph.p_offset = kDataOff;
-  ph.p_vaddr = ph.p_paddr = kLoad;
-  ph.p_filesz = 16;
-  ph.p_memsz = memsz;
-  ph.p_align = 0x1000;
-  std::string file(kDataOff + ph.p_filesz, '\xf4');  // hlt
-  std::memcpy(file.data(), &eh, sizeof eh);
-  std::memcpy(file.data() + sizeof eh, &ph, sizeof ph);
-  return file;
+  constexpr uint64_t kLoad = 1ull << 20;
+  ElfImage img;
+  img.add(PT_LOAD, kLoad, std::vector<uint8_t>(16, 0xf4), memsz);  // hlt
+  img.eh.e_entry = kLoad;
+  const auto bytes = img.bytes();
+  return std::string(bytes.begin(), bytes.end());
 }
 
 }  // namespace

@@ -3,9 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <optional>
-#include <regex>
 #include <thread>
 
+#include "ctl.hpp"
 #include "hvmm_env.hpp"
 
 using namespace hvmm::testing;
@@ -16,19 +16,13 @@ namespace {
 constexpr uint64_t kMiB = 1024;  // in KiB, like VmRSS
 constexpr uint64_t kGiB = 1024 * kMiB;
 
-// `hvmm ctl --api-sock SOCK ARGS...`, with its own hard timeout.
-ProcessResult ctl(const std::string& sock, std::vector<std::string> args, std::chrono::milliseconds limit = 60'000ms) {
-  std::vector<std::string> argv{hvmm_binary(), "ctl", "--api-sock", sock};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run_process(std::move(argv), ChildOptions{.timeout = limit});
-}
-
-// A number field of `hvmm ctl status` output ("name": 123).
-std::optional<uint64_t> status_field(const std::string& sock, const std::string& name) {
-  auto r = ctl(sock, {"status"}, 10'000ms);
-  std::smatch m;
-  if (!r.exited || r.status != 0 || !std::regex_search(r.out, m, std::regex("\"" + name + "\": *([0-9]+)"))) return std::nullopt;
-  return std::stoull(m[1]);
+// `balloon_actual_bytes` of `hvmm ctl status`; nullopt when the VM did not answer.
+std::optional<uint64_t> balloon_actual_bytes(const std::string& sock) {
+  const auto status = ctl_status(sock);
+  if (!status) return std::nullopt;
+  const auto it = status->find("balloon_actual_bytes");
+  if (it == status->end() || !it->is_number_unsigned()) return std::nullopt;
+  return it->get<uint64_t>();
 }
 
 }  // namespace
@@ -49,7 +43,7 @@ TEST_CASE("balloon: resize 8G -> 2G frees host memory, contents survive, resize 
                       auto small = ctl(sock, {"resize", "2G"});
                       resize_small_out = small.describe();
                       resized_small = small.exited && small.status == 0;
-                      balloon_bytes = status_field(sock, "balloon_actual_bytes");
+                      balloon_bytes = balloon_actual_bytes(sock);
                       rss_small = c.rss_kib();
                       auto big = ctl(sock, {"resize", "8G"});
                       resize_big_out = big.describe();
@@ -101,7 +95,7 @@ TEST_CASE("balloon: deflate-on-OOM lets the guest allocate past its shrunk size,
                       while (std::chrono::steady_clock::now() < deadline &&
                              c.out_so_far().find("barrier: waiting", c.out_so_far().find("verify:")) == std::string::npos)
                         std::this_thread::sleep_for(50ms);
-                      balloon_after = status_field(sock, "balloon_actual_bytes");
+                      balloon_after = balloon_actual_bytes(sock);
                       ctl(sock, {"continue"}, 10'000ms);
                     });
   INFO(r.describe());

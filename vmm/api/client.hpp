@@ -32,7 +32,7 @@ class ControlClient {
 
  private:
   std::string path_;
-  UniqueFd fd_;
+  Fd fd_;
   LineReader reader_;
 };
 

@@ -38,7 +38,7 @@ void clear_stale_socket(const std::string& path) {
   }
   if (!S_ISSOCK(st.st_mode))
     throw std::runtime_error(fmt::format("control socket {}: path exists and is not a socket; not touching it", path));
-  UniqueFd probe = connect_unix(path);
+  Fd probe = connect_unix(path);
   if (probe.valid())
     throw std::runtime_error(fmt::format("control socket {}: already in use by a running server", path));
   if (errno != ECONNREFUSED) fail(path, "cannot probe existing socket", errno);
@@ -55,8 +55,8 @@ struct ControlServer::Impl {
 
   std::string path;
   ControlHandler& handler;
-  UniqueFd listen_fd;
-  UniqueFd stop_fd;  // eventfd: once written, readable for good, so every poll wakes up
+  Fd listen_fd;
+  Fd stop_fd;  // eventfd: once written, readable for good, so every poll wakes up
   std::thread acceptor;
   std::mutex mu;
   std::list<Connection> connections;  // guarded by mu; a list so elements stay put
@@ -99,7 +99,7 @@ struct ControlServer::Impl {
       const int rc = ::poll(fds, 2, -1);
       if (rc < 0 && errno == EINTR) continue;
       if (rc < 0 || (fds[1].revents & POLLIN)) return;
-      UniqueFd conn(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      Fd conn(::accept4(listen_fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
       if (!conn.valid()) {
         // EAGAIN after a client gave up, or out of fds: nothing to do but wait for the next one.
         if (errno == EMFILE || errno == ENFILE) std::this_thread::sleep_for(std::chrono::milliseconds(50));

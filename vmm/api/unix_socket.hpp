@@ -1,38 +1,17 @@
-// Small RAII and I/O helpers for the control socket (Unix stream socket, JSON lines).
+// I/O helpers for the control socket (Unix stream socket, JSON lines); the fds are hvmm::Fd.
 #pragma once
 #include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
+
+#include "vmm/fd.hpp"
 
 namespace hvmm::api {
 
-// Owns one file descriptor; closes it on destruction.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) { reset(); fd_ = std::exchange(o.fd_, -1); }
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
-
 // Connects a blocking stream socket to `path`. On failure: an invalid fd and errno set
 // (ENAMETOOLONG when the path does not fit in sockaddr_un).
-UniqueFd connect_unix(const std::string& path);
+Fd connect_unix(const std::string& path);
 
 // Writes all of `data`, retrying on EINTR/EAGAIN (waiting with poll). When `cancel_fd` >= 0 and
 // becomes readable, gives up. Never raises SIGPIPE. False on error, peer gone or cancel.

@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "vmm/kvm/fd.hpp"
+#include "vmm/fd.hpp"
 
 namespace hvmm {
 

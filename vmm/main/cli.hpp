@@ -9,7 +9,7 @@
 namespace hvmm::cli {
 
 // How often --auto-reclaim looks for idle memory when no PERIOD is given (README: "Auto-reclaim").
-inline constexpr std::chrono::milliseconds kDefaultAutoPeriod{1000};
+inline constexpr std::chrono::milliseconds kDefaultAutoPeriod{500};
 
 struct RunOptions {
   std::string mem = "2G";

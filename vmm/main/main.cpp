@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
                   "alloc SIZE|N%|all (4 KiB frames, patterned) | alloc-huge SIZE|N%|all (2 MiB) | "
                   "free [all] (newest region / all) | verify | stats | barrier (wait for `hvmm ctl continue`) | "
                   "bench-alloc. Default: a 40 s demo whose memory demand rises and falls");
-  run->add_option("--auto-reclaim", ro.auto_reclaim, "Give free guest memory back to the host continuously; optional PERIOD (default 1s): "
+  run->add_option("--auto-reclaim", ro.auto_reclaim, "Give free guest memory back to the host continuously; optional PERIOD (default 500ms; a free huge frame is taken after 2-3 x PERIOD idle): "
                   "hyperalloc soft-reclaims idle huge frames, balloon enables free page reporting")
       ->expected(0, 1);
   // Tuning knob for bench/auto_reclaim_tuning.py; hidden from --help (group "").

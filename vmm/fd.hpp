@@ -1,4 +1,4 @@
-// An owned file descriptor.
+// An owned file descriptor (KVM objects, control sockets, eventfds): closed on destruction.
 #pragma once
 #include <unistd.h>
 
@@ -13,16 +13,18 @@ class Fd {
   ~Fd() { reset(); }
   Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
   Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) { reset(); fd_ = std::exchange(o.fd_, -1); }
+    if (this != &o) reset(std::exchange(o.fd_, -1));
     return *this;
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+
   int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  void reset() {
+  bool valid() const { return fd_ >= 0; }
+  // Closes the fd held (if any) and takes `fd`.
+  void reset(int fd = -1) {
     if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    fd_ = fd;
   }
 
  private:
