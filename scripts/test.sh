@@ -107,7 +107,8 @@ main_build() {
 
 asan_build() {
   local dir=$PREFIX-asan ok=0
-  configure "$dir" -DHVMM_SANITIZE=address -DHVMM_BUILD_GUEST=OFF -DHVMM_FUZZ=OFF || return 1
+  # -O0 (Debug): the sanitizers find the same bugs and this stage compiles about 3x faster.
+  configure "$dir" -DHVMM_SANITIZE=address -DHVMM_BUILD_GUEST=OFF -DHVMM_FUZZ=OFF -DCMAKE_BUILD_TYPE=Debug || return 1
   # shellcheck disable=SC2046
   build "$dir" $(test_targets "$dir" -L unit) || ok=1
   run_ctest "$dir" -L unit || ok=1
@@ -116,8 +117,9 @@ asan_build() {
 
 tsan_build() {
   local dir=$PREFIX-tsan ok=0
-  # The multi-threaded tests: the allocator (stress), the control API server and the process harness.
-  local select=(-R '^(test_alloc|test_alloc_stress|test_api|test_child_process)$')
+  # The multi-threaded tests: allocator and reclaim (stress), virtio and UART devices, the control
+  # API server and the process harness.
+  local select=(-R '^(test_alloc|test_alloc_stress|test_reclaim|test_reclaim_stress|test_virtio|test_basic_devices|test_api|test_child_process)$')
   configure "$dir" -DHVMM_SANITIZE=thread -DHVMM_BUILD_GUEST=OFF -DHVMM_FUZZ=OFF || return 1
   # shellcheck disable=SC2046
   build "$dir" $(test_targets "$dir" "${select[@]}") || ok=1
