@@ -82,12 +82,34 @@ ResizeResult ZoneState::resize(uint64_t target) {
   return target < usable ? shrink(target) : grow(target);
 }
 
-bool ZoneState::resident(uint64_t idx) const {
-  // The first 4 KiB page stands for the frame: guest RAM is THP-backed, so a touched frame is
-  // normally one huge page. mincore() failing counts as resident (then we simply discard it).
-  uint8_t* p = mem_.hva(zone_.huge_gpa(idx), kHugeBytes);
-  unsigned char v = 1;
-  return !p || mincore(p, 4096, &v) != 0 || (v & 1);
+bool ZoneState::looks_free(uint64_t idx) const {
+  // A cheap filter before the syscall in resident(); hard_reclaim's CAS makes the real decision.
+  const uint16_t w = zone_.view.children[idx].atomic().load(std::memory_order_relaxed);
+  return alloc::Child::free_of(w) == alloc::kFramesPerChild && !alloc::Child::huge_of(w);
+}
+
+std::vector<bool> ZoneState::resident_frames() const {
+  // One mincore() per up to 1 GiB of contiguous guest RAM; the first 4 KiB page stands for its
+  // 2 MiB frame (guest RAM is THP-backed, so a touched frame is normally one huge page). Where
+  // mincore fails the frame counts as resident (then it is simply discarded first).
+  constexpr uint64_t kBatch = 512;  // frames per call
+  constexpr uint64_t kPagesPerFrame = kHugeBytes / 4096;
+  std::vector<bool> out(zone_.huge_frames, true);
+  std::vector<unsigned char> vec(kBatch * kPagesPerFrame);
+  for (uint64_t i = 0; i < zone_.huge_frames;) {
+    uint8_t* base = mem_.hva(zone_.huge_gpa(i), kHugeBytes);
+    if (!base) {
+      ++i;
+      continue;
+    }
+    uint64_t n = 1;  // how many following frames are contiguous in the host mapping
+    while (n < kBatch && i + n < zone_.huge_frames && mem_.hva(zone_.huge_gpa(i + n), kHugeBytes) == base + n * kHugeBytes)
+      ++n;
+    if (mincore(base, n * kHugeBytes, vec.data()) == 0)
+      for (uint64_t k = 0; k < n; ++k) out[i + k] = vec[k * kPagesPerFrame] & 1;
+    i += n;
+  }
+  return out;
 }
 
 ResizeResult ZoneState::shrink(uint64_t target) {
@@ -101,11 +123,12 @@ ResizeResult ZoneState::shrink(uint64_t target) {
     DiscardRuns runs(mem_, discard_failures_);
     // Resident frames first (that is what gives the host memory back), then SOFT ones (discarded
     // already: free to take), then installed frames the guest never touched.
+    const std::vector<bool> resident = resident_frames();
     for (const Pass pass : {Pass::kResident, Pass::kSoft, Pass::kUntouched}) {
       const HugeState from = pass == Pass::kSoft ? HugeState::kSoft : HugeState::kInstalled;
       for (uint64_t i = 0; i < zone_.huge_frames && usable > target; ++i) {
-        if (table_.get(i) != from) continue;
-        if (pass != Pass::kSoft && resident(i) != (pass == Pass::kResident)) continue;
+        if (table_.get(i) != from || !looks_free(i)) continue;
+        if (pass != Pass::kSoft && resident[i] != (pass == Pass::kResident)) continue;
         if (!host::hard_reclaim(zone_.view, i)) continue;
         table_.set(i, HugeState::kHard);
         usable -= kHugeBytes;

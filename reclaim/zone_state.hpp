@@ -36,6 +36,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "reclaim/huge_state_table.hpp"
 #include "reclaim/registration.hpp"
@@ -100,8 +101,10 @@ class ZoneState {
  private:
   enum class Pass { kResident, kSoft, kUntouched };  // shrink's order of preference
   uint64_t usable_locked() const;
-  // Whether the host backs huge frame `idx` (mincore of its first page).
-  bool resident(uint64_t idx) const;
+  // Per huge frame: does the host back it (mincore, batched)?
+  std::vector<bool> resident_frames() const;
+  // Whether the shared word says free=512 and !huge right now (a hint, not a decision).
+  bool looks_free(uint64_t idx) const;
   // Under mu_: may `idx` be installed? If not, `refused` says how the call ends (counted/logged).
   bool install_allowed(uint64_t idx, InstallResult& refused) const;
   void anomaly(const char* what, uint64_t idx) const;
