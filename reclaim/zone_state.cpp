@@ -9,7 +9,6 @@
 namespace hvmm::reclaim {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 namespace host = alloc::host;
 
 // Collects discards of 2 MiB frames and issues one madvise per run of adjacent frames (a run never
@@ -112,6 +111,16 @@ std::vector<bool> ZoneState::resident_frames() const {
   return out;
 }
 
+ResizeResult ZoneState::finish(ResizeResult& res, Clock::time_point t0, uint64_t before, uint64_t usable, bool reached,
+                               std::string_view why_not) {
+  res.usable_bytes = usable;
+  res.moved_bytes = usable > before ? usable - before : before - usable;
+  res.reached = reached;
+  if (!reached) res.note = fmt::format("stopped at {} MiB: {}", usable >> 20, why_not);
+  res.took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+  return res;
+}
+
 ResizeResult ZoneState::shrink(uint64_t target) {
   const auto t0 = Clock::now();
   ResizeResult res;
@@ -137,15 +146,8 @@ ResizeResult ZoneState::shrink(uint64_t target) {
     }
   }
   hard_reclaims_.fetch_add((before - usable) / kHugeBytes, std::memory_order_relaxed);
-  res.usable_bytes = usable;
-  res.moved_bytes = before - usable;
-  res.reached = usable <= target;
-  if (!res.reached)
-    res.note = fmt::format(
-        "stopped at {} MiB: no free huge frame left (the rest is in use, partly used, or in trees reserved by guest CPUs)",
-        usable >> 20);
-  res.took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
-  return res;
+  return finish(res, t0, before, usable, usable <= target,
+                "no free huge frame left (the rest is in use, partly used, or in trees reserved by guest CPUs)");
 }
 
 ResizeResult ZoneState::grow(uint64_t target) {
@@ -172,14 +174,8 @@ ResizeResult ZoneState::grow(uint64_t target) {
     table_.set(i, HugeState::kSoft);
     usable += kHugeBytes;
   }
-  res.usable_bytes = usable;
-  res.moved_bytes = usable - before;
-  res.reached = usable >= target;
-  if (!res.reached)
-    res.note = fmt::format("stopped at {} MiB: nothing left to return (guest RAM is {} MiB)", usable >> 20,
-                           mem_.ram_bytes() >> 20);
-  res.took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
-  return res;
+  return finish(res, t0, before, usable, usable >= target,
+                fmt::format("nothing left to return (guest RAM is {} MiB)", mem_.ram_bytes() >> 20));
 }
 
 uint64_t ZoneState::soft_reclaim(std::span<const uint64_t> huge_idx) {

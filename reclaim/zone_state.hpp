@@ -36,6 +36,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "reclaim/huge_state_table.hpp"
@@ -101,6 +102,10 @@ class ZoneState {
  private:
   enum class Pass { kResident, kSoft, kUntouched };  // shrink's order of preference
   uint64_t usable_locked() const;
+  using Clock = std::chrono::steady_clock;
+  // Fills in the common fields of a resize result.
+  static ResizeResult finish(ResizeResult& res, Clock::time_point t0, uint64_t before, uint64_t usable, bool reached,
+                             std::string_view why_not);
   // Per huge frame: does the host back it (mincore, batched)?
   std::vector<bool> resident_frames() const;
   // Whether the shared word says free=512 and !huge right now (a hint, not a decision).

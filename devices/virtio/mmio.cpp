@@ -37,52 +37,48 @@ Virtqueue* MmioTransport::selected_queue() {
   return queue_sel_ < queue_count() ? &queues_[queue_sel_] : nullptr;
 }
 
+MmioTransport::Target MmioTransport::classify(uint64_t offset, unsigned len) const {
+  if (len > 8 || offset >= kSlotSize || len > kSlotSize - offset) return Target::kBad;
+  if (offset >= kConfig) return config_access_ok(offset, len) ? Target::kConfig : Target::kBad;
+  return len == 4 && offset % 4 == 0 ? Target::kRegister : Target::kBad;
+}
+
 void MmioTransport::mmio_read(uint64_t offset, uint8_t* data, unsigned len) {
   if (!data || len == 0) return;
   std::memset(data, 0, len);
   std::lock_guard g(dev_.lock());
-  if (len > 8 || offset >= kSlotSize || len > kSlotSize - offset) {
-    ++counters_.bad_accesses;
-    return;
-  }
-  if (offset >= kConfig) {
-    if (!config_access_ok(offset, len)) {
+  switch (classify(offset, len)) {
+    case Target::kBad:
       ++counters_.bad_accesses;
       return;
+    case Target::kConfig:
+      dev_.read_config(uint32_t(offset - kConfig), data, len);
+      return;
+    case Target::kRegister: {
+      uint32_t v = read_reg(uint32_t(offset));
+      std::memcpy(data, &v, 4);
+      return;
     }
-    dev_.read_config(uint32_t(offset - kConfig), data, len);
-    return;
   }
-  if (len != 4 || offset % 4) {
-    ++counters_.bad_accesses;
-    return;
-  }
-  uint32_t v = read_reg(uint32_t(offset));
-  std::memcpy(data, &v, 4);
 }
 
 void MmioTransport::mmio_write(uint64_t offset, const uint8_t* data, unsigned len) {
   if (!data || len == 0) return;
   std::lock_guard g(dev_.lock());
-  if (len > 8 || offset >= kSlotSize || len > kSlotSize - offset) {
-    ++counters_.bad_accesses;
-    return;
-  }
-  if (offset >= kConfig) {
-    if (!config_access_ok(offset, len)) {
+  switch (classify(offset, len)) {
+    case Target::kBad:
       ++counters_.bad_accesses;
       return;
+    case Target::kConfig:
+      dev_.write_config(uint32_t(offset - kConfig), data, len);
+      return;
+    case Target::kRegister: {
+      uint32_t v;
+      std::memcpy(&v, data, 4);
+      write_reg(uint32_t(offset), v);
+      return;
     }
-    dev_.write_config(uint32_t(offset - kConfig), data, len);
-    return;
   }
-  if (len != 4 || offset % 4) {
-    ++counters_.bad_accesses;
-    return;
-  }
-  uint32_t v;
-  std::memcpy(&v, data, 4);
-  write_reg(uint32_t(offset), v);
 }
 
 uint32_t MmioTransport::read_reg(uint32_t reg) {

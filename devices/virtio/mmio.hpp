@@ -58,6 +58,9 @@ class MmioTransport final : public VirtioTransport {
     uint16_t num = 0;
     uint64_t desc = 0, driver = 0, device = 0;
   };
+  // Where an access lands: the register file (32-bit aligned), config space, or nowhere valid.
+  enum class Target { kRegister, kConfig, kBad };
+  Target classify(uint64_t offset, unsigned len) const;
   uint32_t read_reg(uint32_t reg);
   void write_reg(uint32_t reg, uint32_t v);
   void write_status(uint32_t v);
