@@ -20,6 +20,7 @@ using hvmm::alloc::kFramesPerChild;
 hvmm::alloc::LLFree g_alloc;
 int g_install_port = -1;
 uint64_t g_installs = 0;
+uint64_t g_install_cycles = 0;  // TSC cycles spent in install exits, as the guest sees them
 hvmm::abi::hyperalloc::Registration g_registration;
 // Balloon driver hooks (mem.hpp): deflate-on-OOM and the free-page-reporting marks.
 bool (*g_oom_hook)() = nullptr;
@@ -53,7 +54,9 @@ hvmm::alloc::LLFree& allocator() { return g_alloc; }
 // Asks the host to give back the backing of one 2 MiB frame before the guest touches it.
 void mem_install(uint64_t huge_idx) {
   if (g_install_port < 0) return;  // no hyperalloc device: nothing was ever taken
+  const uint64_t t0 = rdtsc();
   outl(static_cast<uint16_t>(g_install_port), static_cast<uint32_t>(huge_idx));
+  std::atomic_ref<uint64_t>(g_install_cycles).fetch_add(rdtsc() - t0, std::memory_order_relaxed);
   std::atomic_ref<uint64_t>(g_installs).fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -179,5 +182,6 @@ hvmm::abi::hyperalloc::Registration mem_registration() {
 uint64_t mem_free_bytes() { return g_alloc.free_frames() * kPageSize; }
 uint64_t mem_free_huge() { return g_alloc.free_huge(); }
 uint64_t mem_installs() { return std::atomic_ref<uint64_t>(g_installs).load(std::memory_order_relaxed); }
+uint64_t mem_install_cycles() { return std::atomic_ref<uint64_t>(g_install_cycles).load(std::memory_order_relaxed); }
 
 }  // namespace guest

@@ -24,6 +24,7 @@ void mem_free(uint64_t frame, unsigned order);
 uint64_t mem_free_bytes();
 uint64_t mem_free_huge();
 uint64_t mem_installs();
+uint64_t mem_install_cycles();  // TSC cycles spent in install requests (exit + host populate)
 // The registration record for this zone (what mem_init sends to the hyperalloc device).
 hvmm::abi::hyperalloc::Registration mem_registration();
 // Asks the host to install one 2 MiB frame (no-op without a registered hyperalloc device).

@@ -162,6 +162,10 @@ uint32_t step_stats(const StepArgs& a) {
   }
   kprintf("free=%lu used=%lu huge_free=%lu huge_free_flagged=%lu\n", free,
           a.boot->ram_bytes > free ? a.boot->ram_bytes - free : 0, mem_free_huge(), flagged);
+  if (uint64_t n = mem_installs(); n && a.boot->tsc_hz) {
+    uint64_t ns = mem_install_cycles() / n * 1000'000 / (a.boot->tsc_hz / 1000);
+    kprintf("installs=%lu mean_install_us=%lu.%03lu\n", n, ns / 1000, ns % 1000);
+  }
   return 0;
 }
 
