@@ -120,11 +120,11 @@ uint32_t step_bench_alloc(const StepArgs& a) {
     }
   return 0;
 }
+
+constexpr StepDef kBench[] = {{"bench-alloc", "bench-alloc", step_bench_alloc}};
+
 }  // namespace
 
-extern const StepDef kBenchSteps[];
-extern const unsigned kBenchStepCount;
-const StepDef kBenchSteps[] = {{"bench-alloc", "bench-alloc", step_bench_alloc}};
-const unsigned kBenchStepCount = 1;
+extern const StepTable kBenchSteps = step_table(kBench);
 
 }  // namespace guest

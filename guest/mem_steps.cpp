@@ -169,17 +169,16 @@ uint32_t step_stats(const StepArgs& a) {
   return 0;
 }
 
-}  // namespace
-
-extern const StepDef kMemSteps[];
-extern const unsigned kMemStepCount;
-const StepDef kMemSteps[] = {
+constexpr StepDef kMem[] = {
     {"alloc", "alloc <size>|<n>%|all", step_alloc},
     {"alloc-huge", "alloc-huge <size>|all", step_alloc_huge},
     {"free", "free [all]", step_free},
     {"verify", "verify", step_verify},
     {"stats", "stats", step_stats},
 };
-const unsigned kMemStepCount = sizeof(kMemSteps) / sizeof(kMemSteps[0]);
+
+}  // namespace
+
+extern const StepTable kMemSteps = step_table(kMem);
 
 }  // namespace guest

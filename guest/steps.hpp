@@ -21,9 +21,19 @@ struct StepDef {
   uint32_t (*run)(const StepArgs&);
 };
 
-// Basic steps (workload.cpp): info, sleep, exit, fault.
-extern const StepDef kBasicSteps[];
-extern const unsigned kBasicStepCount;
+// A file's steps. Every file that defines steps exports one table; workload.cpp lists the tables.
+struct StepTable {
+  const StepDef* steps;
+  unsigned count;
+};
+template <unsigned N>
+constexpr StepTable step_table(const StepDef (&steps)[N]) {
+  return {steps, N};
+}
+extern const StepTable kBasicSteps;  // workload.cpp: info, echo, sleep, barrier, exit, fault
+extern const StepTable kMemSteps;    // mem_steps.cpp: alloc, alloc-huge, free, verify, stats
+extern const StepTable kBenchSteps;  // bench_steps.cpp: bench-alloc
+extern const StepTable kTestSteps;   // test_steps.cpp: churn, hostile-hyperalloc
 
 // Reports a bad argument for a step during the dry run.
 uint32_t step_usage(const StepArgs& a, const char* usage);

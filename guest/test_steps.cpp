@@ -151,14 +151,13 @@ uint32_t step_hostile(const StepArgs& a) {
   return refused == n && bad_gpa && valid == 0 && again ? 0 : kExitStepFailed;
 }
 
-}  // namespace
-
-extern const StepDef kTestSteps[];
-extern const unsigned kTestStepCount;
-const StepDef kTestSteps[] = {
+constexpr StepDef kTest[] = {
     {"churn", "churn <duration>", step_churn},
     {"hostile-hyperalloc", "hostile-hyperalloc", step_hostile},
 };
-const unsigned kTestStepCount = sizeof(kTestSteps) / sizeof(kTestSteps[0]);
+
+}  // namespace
+
+extern const StepTable kTestSteps = step_table(kTest);
 
 }  // namespace guest

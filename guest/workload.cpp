@@ -76,11 +76,7 @@ Parsed g_steps[kMaxSteps];
 
 const StepDef* find_step(const char* name);
 
-}  // namespace
-
-extern const StepDef kBasicSteps[];
-extern const unsigned kBasicStepCount;
-const StepDef kBasicSteps[] = {
+constexpr StepDef kBasic[] = {
     {"info", "info", step_info},
     {"sleep", "sleep <duration>", step_sleep},
     {"exit", "exit [<code>]", step_exit},
@@ -88,14 +84,9 @@ const StepDef kBasicSteps[] = {
     {"echo", "echo <text>", step_echo},
     {"barrier", "barrier", step_barrier},
 };
-const unsigned kBasicStepCount = sizeof(kBasicSteps) / sizeof(kBasicSteps[0]);
+}  // namespace
 
-extern const StepDef kMemSteps[];
-extern const unsigned kMemStepCount;
-extern const StepDef kBenchSteps[];
-extern const unsigned kBenchStepCount;
-extern const StepDef kTestSteps[];
-extern const unsigned kTestStepCount;
+extern const StepTable kBasicSteps = step_table(kBasic);
 
 uint32_t step_usage(const StepArgs& a, const char* usage) {
   kprintf("workload: bad step '%s': usage: %s\n", a.argv[0], usage);
@@ -103,16 +94,19 @@ uint32_t step_usage(const StepArgs& a, const char* usage) {
 }
 
 namespace {
+const StepTable* const kTables[] = {&kBasicSteps, &kMemSteps, &kBenchSteps, &kTestSteps};
+
 const StepDef* find_step(const char* name) {
-  for (unsigned i = 0; i < kBasicStepCount; i++)
-    if (str_eq(kBasicSteps[i].name, name)) return &kBasicSteps[i];
-  for (unsigned i = 0; i < kMemStepCount; i++)
-    if (str_eq(kMemSteps[i].name, name)) return &kMemSteps[i];
-  for (unsigned i = 0; i < kBenchStepCount; i++)
-    if (str_eq(kBenchSteps[i].name, name)) return &kBenchSteps[i];
-  for (unsigned i = 0; i < kTestStepCount; i++)
-    if (str_eq(kTestSteps[i].name, name)) return &kTestSteps[i];
+  for (const StepTable* t : kTables)
+    for (unsigned i = 0; i < t->count; i++)
+      if (str_eq(t->steps[i].name, name)) return &t->steps[i];
   return nullptr;
+}
+
+void print_step_names() {
+  const char* sep = "";
+  for (const StepTable* t : kTables)
+    for (unsigned i = 0; i < t->count; i++, sep = ", ") kprintf("%s%s", sep, t->steps[i].name);
 }
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n'; }
@@ -153,8 +147,9 @@ uint32_t run_workload(const BootInfo& boot, const char* workload) {
     for (unsigned i = 0; i < n; i++) {
       const StepDef* def = find_step(g_steps[i].argv[0]);
       if (!def) {
-        kprintf("workload: unknown step '%s' (steps: info, echo, sleep, barrier, exit, fault, alloc, alloc-huge, free, verify, stats, bench-alloc, churn, hostile-hyperalloc)\n",
-                g_steps[i].argv[0]);
+        kprintf("workload: unknown step '%s' (steps: ", g_steps[i].argv[0]);
+        print_step_names();
+        kprintf(")\n");
         return kExitBadWorkload;
       }
       StepArgs a{g_steps[i].argc, g_steps[i].argv, &boot, pass == 0};
