@@ -2,6 +2,8 @@
 #pragma once
 #include <unistd.h>
 
+#include <cerrno>
+#include <string_view>
 #include <utility>
 
 namespace hvmm {
@@ -30,5 +32,17 @@ class Fd {
  private:
   int fd_ = -1;
 };
+
+// Writes all of `s` to a file, pipe or terminal, retrying short writes and EINTR. False when the
+// other end is gone (the caller decides whether that matters; the console output of a VM does not).
+inline bool write_fully(int fd, std::string_view s) {
+  while (!s.empty()) {
+    const ssize_t n = ::write(fd, s.data(), s.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
 
 }  // namespace hvmm

@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "vmm/api/size_parse.hpp"
+#include "vmm/fd.hpp"
 
 namespace hvmm {
 namespace {
@@ -88,31 +89,18 @@ void StatusLine::draw() {
 
 void StatusLine::print_above(std::string_view text, int fd) {
   if (!show_) {
-    write_fd(fd, text);
+    write_fully(fd, text);
     return;
   }
   // Clear the status line, print, and draw it again below what was printed.
   std::lock_guard lock(out_mu_);
   write_out("\r\x1b[K");
-  write_fd(fd, text);
+  write_fully(fd, text);
   if (!text.empty() && text.back() == '\n') write_out(last_line_);
 }
 
-void StatusLine::write_out(const std::string& s) const { write_fd(out_fd_, s); }
-
-void StatusLine::write_fd(int fd, std::string_view s) {
-  // One write per update so concurrent writers cannot split the line; short writes on a terminal
-  // are not worth more than a retry loop.
-  const char* p = s.data();
-  size_t left = s.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-}
+// One write per update, so concurrent writers cannot split the line.
+void StatusLine::write_out(const std::string& s) const { write_fully(out_fd_, s); }
 
 void StatusLine::stop() {
   // call_once: a concurrent second caller waits for the first instead of joining the thread twice.

@@ -43,7 +43,6 @@ class StatusLine {
   void sample_now();
   void draw();
   void write_out(const std::string& s) const;
-  static void write_fd(int fd, std::string_view s);
 
   FootprintMeter& meter_;
   std::function<std::string()> fields_;

@@ -15,6 +15,7 @@
 #include "reclaim/footprint.hpp"
 #include "vmm/api/server.hpp"
 #include "vmm/api/size_parse.hpp"
+#include "vmm/fd.hpp"
 #include "vmm/layout.hpp"
 #include "vmm/reclaim_none.hpp"
 #include "vmm/status_line.hpp"
@@ -227,11 +228,7 @@ void Vm::kick_all() {
 void Vm::write(std::string_view bytes) {
   std::lock_guard lock(out_mu_);
   if (StatusLine* line = status_line_.load(std::memory_order_acquire)) return line->print_above(bytes, STDOUT_FILENO);
-  for (size_t off = 0; off < bytes.size();) {
-    ssize_t n = ::write(STDOUT_FILENO, bytes.data() + off, bytes.size() - off);
-    if (n <= 0) break;  // stdout gone: the guest's output is lost, the VM runs on
-    off += static_cast<size_t>(n);
-  }
+  write_fully(STDOUT_FILENO, bytes);  // if stdout is gone the guest's output is lost; the VM runs on
 }
 
 void Vm::serial_out(uint8_t byte) { write(std::string_view(reinterpret_cast<const char*>(&byte), 1)); }
