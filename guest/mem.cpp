@@ -26,14 +26,20 @@ hvmm::abi::hyperalloc::Registration g_registration;
 bool (*g_oom_hook)() = nullptr;
 uint64_t* g_reported = nullptr;
 
-void clear_reported(uint64_t frame, unsigned order) {
+// The 2 MiB frames a block of 2^order frames covers: [first, last].
+struct HugeSpan {
+  uint64_t first, last;
+};
+HugeSpan huge_span(uint64_t frame, unsigned order) {
+  return {frame / kFramesPerChild, (frame + (1ull << order) - 1) / kFramesPerChild};
+}
+
+// An allocated huge frame is no longer "reported" (free page reporting marks).
+void clear_reported(uint64_t h) {
   if (!g_reported) return;
-  const uint64_t first = frame / kFramesPerChild, last = (frame + (1ull << order) - 1) / kFramesPerChild;
-  for (uint64_t h = first; h <= last; h++) {
-    std::atomic_ref<uint64_t> w(g_reported[h / 64]);
-    const uint64_t bit = 1ull << (h % 64);
-    if (w.load(std::memory_order_relaxed) & bit) w.fetch_and(~bit, std::memory_order_relaxed);  // rarely set
-  }
+  std::atomic_ref<uint64_t> w(g_reported[h / 64]);
+  const uint64_t bit = 1ull << (h % 64);
+  if (w.load(std::memory_order_relaxed) & bit) w.fetch_and(~bit, std::memory_order_relaxed);  // rarely set
 }
 
 uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
@@ -126,11 +132,9 @@ bool mem_alloc(unsigned order, uint64_t& frame) {
     r = g_alloc.get(this_cpu()->id, order);
   }
   frame = r.frame;
-  clear_reported(r.frame, order);
-  if (r.reclaimed) {
-    const uint64_t first = r.frame / kFramesPerChild;
-    const uint64_t last = (r.frame + (1ull << order) - 1) / kFramesPerChild;
-    for (uint64_t h = first; h <= last; h++) warm_up(h);
+  for (auto [h, last] = huge_span(r.frame, order); h <= last; h++) {
+    clear_reported(h);
+    if (r.reclaimed) warm_up(h);
   }
   return true;
 }
