@@ -187,6 +187,10 @@ nlohmann::json Vm::status() {
     }
   }
   j["vcpu_cpu"] = cpu;
+  // What the guest asked for and how much of it was refused (counted, logged only at first).
+  j["hypercalls"] = hypercalls_->calls();
+  j["invalid_hypercalls"] = hypercalls_->invalid();
+  j["unhandled_accesses"] = unhandled_.load();
   j["barrier_waiting"] = hypercalls_->barrier_waiting();
   j["barriers_passed"] = hypercalls_->barriers_passed();
   return j;
