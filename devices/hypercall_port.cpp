@@ -1,8 +1,11 @@
 #include "devices/hypercall_port.hpp"
 
+#include "base/log.hpp"
+
 #include <chrono>
 #include <cstring>
 #include <fmt/format.h>
+#include <stdexcept>
 
 namespace hvmm {
 using abi::Hypercall;
@@ -27,13 +30,38 @@ const char* vector_name(uint64_t v) {
 }  // namespace
 
 HypercallPort::HypercallPort(const GuestMemory& mem, VmControl& vm, ConsoleSink& console)
-    : mem_(mem), vm_(vm), console_(console) {}
+    : mem_(mem), vm_(vm), console_(console) {
+  set_handler(Hypercall::kConsoleWrite, [this](const auto& r) { return console_write(r); });
+  set_handler(Hypercall::kSleep, [this](const auto& r) { return sleep(r.args[0]); });
+  set_handler(Hypercall::kWait, [this](const auto& r) {
+    return wait(r.args[0], static_cast<uint32_t>(r.args[1]), r.args[2]);
+  });
+  set_handler(Hypercall::kWake, [this](const auto&) {
+    wake_all();
+    return status(HypercallStatus::kOk);
+  });
+  set_handler(Hypercall::kPanic, [this](const auto& r) {
+    panic(r);
+    return status(HypercallStatus::kOk);
+  });
+  set_handler(Hypercall::kBarrier, [this](const auto&) { return barrier(); });
+  set_handler(Hypercall::kNow, [](const auto&) -> int64_t {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  });
+}
+
+void HypercallPort::set_handler(Hypercall nr, HypercallHandler h) {
+  const auto i = static_cast<uint32_t>(nr);
+  if (i == 0 || i >= handlers_.size()) throw std::logic_error(fmt::format("hypercall {}: not a defined call", i));
+  if (handlers_[i]) throw std::logic_error(fmt::format("hypercall {}: a handler is already set", i));
+  handlers_[i] = std::move(h);
+}
 
 void HypercallPort::bus_read(uint64_t, uint8_t* data, unsigned len) { std::memset(data, 0xff, len); }
 
 void HypercallPort::note_invalid(const char* what, uint64_t value) {
-  // Counted always, logged for the first few only: a guest must not be able to flood the log.
-  if (invalid_.fetch_add(1) < 8) fmt::print(stderr, "hvmm: hypercall: {} ({:#x}); ignored\n", what, value);
+  log_rate_limited(invalid_.fetch_add(1) + 1, "hypercall: {} ({:#x}); ignored", what, value);
 }
 
 void HypercallPort::bus_write(uint64_t, const uint8_t* data, unsigned len) {
@@ -44,42 +72,25 @@ void HypercallPort::bus_write(uint64_t, const uint8_t* data, unsigned len) {
   abi::HypercallRequest r;
   if (gpa % alignof(abi::HypercallRequest) || !mem_.read_obj(gpa, r))
     return note_invalid("request block outside guest RAM or misaligned", gpa);
-  int64_t ret = dispatch(r);
+  int64_t ret;
+  if (r.nr < handlers_.size() && handlers_[r.nr]) {
+    ret = handlers_[r.nr](r);
+  } else {
+    if (r.nr == 0 || r.nr > abi::kHypercallMax) note_invalid("unknown hypercall", r.nr);
+    ret = status(HypercallStatus::kUnsupported);  // defined but not offered by this VM: no complaint
+  }
   mem_.write(gpa + offsetof(abi::HypercallRequest, ret), &ret, sizeof ret);
 }
 
-int64_t HypercallPort::dispatch(const abi::HypercallRequest& r) {
-  switch (static_cast<Hypercall>(r.nr)) {
-    case Hypercall::kConsoleWrite: {
-      uint64_t len = std::min(r.args[1], kMaxConsoleWrite);
-      auto* p = mem_.hva(r.args[0], len);
-      if (!p) {
-        note_invalid("console buffer outside guest RAM", r.args[0]);
-        return status(HypercallStatus::kInvalid);
-      }
-      console_.write(std::string_view(reinterpret_cast<const char*>(p), len));
-      return status(HypercallStatus::kOk);
-    }
-    case Hypercall::kSleep:
-      return sleep(r.args[0]);
-    case Hypercall::kWait:
-      return wait(r.args[0], static_cast<uint32_t>(r.args[1]), r.args[2]);
-    case Hypercall::kWake:
-      wake_all();
-      return status(HypercallStatus::kOk);
-    case Hypercall::kPanic:
-      panic(r);
-      return status(HypercallStatus::kOk);
-    case Hypercall::kHyperallocRegister:
-      return register_ ? register_(r.args[0]) : status(HypercallStatus::kUnsupported);
-    case Hypercall::kBarrier:
-      return barrier();
-    case Hypercall::kNow:
-      return std::chrono::duration_cast<std::chrono::nanoseconds>(
-                 std::chrono::steady_clock::now().time_since_epoch()).count();
+int64_t HypercallPort::console_write(const abi::HypercallRequest& r) {
+  uint64_t len = std::min(r.args[1], kMaxConsoleWrite);
+  auto* p = mem_.hva(r.args[0], len);
+  if (!p) {
+    note_invalid("console buffer outside guest RAM", r.args[0]);
+    return status(HypercallStatus::kInvalid);
   }
-  note_invalid("unknown hypercall", r.nr);
-  return status(HypercallStatus::kUnsupported);
+  console_.write(std::string_view(reinterpret_cast<const char*>(p), len));
+  return status(HypercallStatus::kOk);
 }
 
 int64_t HypercallPort::sleep(uint64_t ns) {

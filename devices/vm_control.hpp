@@ -1,20 +1,11 @@
-// What a device may ask of the VM it lives in, and the exit statuses hvmm uses.
+// What a device may ask of the VM it lives in.
 #pragma once
 #include <string>
 #include <string_view>
 
-namespace hvmm {
+#include "abi/exit_status.hpp"
 
-// hvmm's exit status: the guest's own code (0..255, the built-in kernel keeps its codes below 64),
-// or one of these for what the guest cannot report itself.
-namespace exit_status {
-inline constexpr int kHostError = 120;       // hvmm itself failed (setup, KVM ioctl, ...)
-inline constexpr int kGuestException = 121;  // the guest reported a CPU exception or a panic
-inline constexpr int kTripleFault = 122;     // KVM_EXIT_SHUTDOWN
-inline constexpr int kKvmError = 123;        // KVM internal error / failed entry / unknown exit
-inline constexpr int kInterrupted = 130;     // SIGINT / SIGTERM
-inline constexpr int kUsage = 2;             // bad command line (before any VM exists)
-}  // namespace exit_status
+namespace hvmm {
 
 struct VmControl {
   virtual ~VmControl() = default;

@@ -3,7 +3,8 @@
  * hosts (~0.5 us per instruction), so it only sets up what CPL3 cannot and leaves with IRETQ to
  * kernel_main at CPL3 with IOPL 3 and an all-zero I/O bitmap in the TSS (nested hosts' emulators
  * check the bitmap and drop IOPL; bare-metal KVM honours IOPL). */
-#define MAX_CPUS 64
+#include "abi/limits.hpp"
+#define MAX_CPUS HVMM_MAX_CPUS
 #define STACK_SHIFT 15          /* 32 KiB boot stack per CPU */
 #define USER_CS 0x2b
 #define USER_SS 0x23

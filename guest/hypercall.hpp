@@ -1,8 +1,8 @@
-// Port-I/O hypercalls to hvmm (guest-alloc/abi_ports.hpp): one exit each, blocking where noted.
+// Port-I/O hypercalls to hvmm (abi/ports.hpp): one exit each, blocking where noted.
 #pragma once
 #include <cstdint>
 
-#include "guest-alloc/abi_ports.hpp"
+#include "abi/ports.hpp"
 
 namespace guest {
 

@@ -3,7 +3,7 @@
 #include <atomic>
 #include <cstring>
 
-#include "guest-alloc/abi_hyperalloc.hpp"
+#include "abi/hyperalloc.hpp"
 #include "guest-alloc/llfree_host.hpp"
 #include "guest/arch.hpp"
 #include "guest/console.hpp"

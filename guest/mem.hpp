@@ -3,7 +3,7 @@
 #pragma once
 #include <cstdint>
 
-#include "guest-alloc/abi_hyperalloc.hpp"
+#include "abi/hyperalloc.hpp"
 #include "guest-alloc/llfree.hpp"
 #include "guest/boot_info.hpp"
 

@@ -4,11 +4,12 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "guest-alloc/abi_ports.hpp"
+#include "abi/limits.hpp"
+#include "abi/ports.hpp"
 
 namespace guest {
 
-inline constexpr unsigned kMaxCpus = 64;
+inline constexpr unsigned kMaxCpus = hvmm::abi::kMaxCpus;  // workload + service CPUs
 inline constexpr unsigned kLineMax = 256;
 
 struct alignas(64) PerCpu {

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 
+#include "abi/exit_status.hpp"
 #include "guest/boot_info.hpp"
 
 namespace guest {
@@ -10,9 +11,8 @@ namespace guest {
 // Runs every step in order; returns the exit code (0 when all steps succeeded).
 uint32_t run_workload(const BootInfo& boot, const char* workload);
 
-// Exit codes of the built-in kernel (below 64, so they never collide with hvmm's own, see
-// vmm/exit_status.hpp).
-inline constexpr uint32_t kExitBadWorkload = 2;
-inline constexpr uint32_t kExitStepFailed = 3;
+// Exit codes of the built-in kernel (abi/exit_status.hpp keeps them clear of hvmm's own).
+inline constexpr uint32_t kExitBadWorkload = hvmm::exit_status::kBadWorkload;
+inline constexpr uint32_t kExitStepFailed = hvmm::exit_status::kStepFailed;
 
 }  // namespace guest

@@ -1,4 +1,4 @@
-// The auto-reclaim policy (DESIGN.md §5): a host thread that every `period` scans the zone and
+// The auto-reclaim policy (ARCHITECTURE.md, "One frame's life"): a host thread that every `period` scans the zone and
 // soft-reclaims free huge frames in small batches, yielding between batches so installs (which take
 // the zone mutex) are never held up for long.
 //
@@ -40,8 +40,11 @@ class AutoReclaim {
   AutoReclaim(const AutoReclaim&) = delete;
   AutoReclaim& operator=(const AutoReclaim&) = delete;
 
-  void start();  // no-op if running
-  void stop();   // prompt: wakes the thread, waits for it (at most one batch)
+  void start();  // runs run() in a thread of its own; no-op if running
+  // The policy loop in the caller's thread: a scan every period until stop() (for an owner that
+  // runs its own thread, e.g. HyperallocHost). Returns at once if stop() came first.
+  void run();
+  void stop();   // prompt: wakes run(), waits for start()'s thread (at most one batch)
   // One scan, in the caller's thread (tests, or a caller with its own schedule). Returns the number
   // of frames soft-reclaimed. Serialised with the thread's scans.
   uint64_t scan_once();
@@ -50,7 +53,6 @@ class AutoReclaim {
   const AutoReclaimConfig& config() const { return cfg_; }
 
  private:
-  void run();
   bool stop_requested() const { return stop_.load(std::memory_order_relaxed); }
 
   ZoneState& zone_;

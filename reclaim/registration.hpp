@@ -1,4 +1,4 @@
-// Validation of the HyperAlloc registration record (guest-alloc/abi_hyperalloc.hpp) a guest sends
+// Validation of the HyperAlloc registration record (abi/hyperalloc.hpp) a guest sends
 // once at boot. Everything in the record is hostile until proven otherwise: every field is checked
 // against this build's layout constants and against guest RAM, with overflow-checked arithmetic,
 // before the host forms a single pointer into the shared arrays.
@@ -15,9 +15,9 @@
 #include <span>
 #include <string>
 
-#include "guest-alloc/abi_hyperalloc.hpp"
+#include "abi/hyperalloc.hpp"
 #include "guest-alloc/llfree_shared.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace hvmm::reclaim {
 

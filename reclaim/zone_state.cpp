@@ -2,8 +2,11 @@
 
 #include <sys/mman.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fmt/format.h>
 
+#include "base/log.hpp"
 #include "guest-alloc/llfree_host.hpp"
 
 namespace hvmm::reclaim {
@@ -33,8 +36,10 @@ class DiscardRuns {
     if (!len_) return;
     if (!mem_.discard(start_, len_)) {
       // The frames stay reclaimed in the guest's eyes; only the host keeps the memory. Not fatal.
-      const uint64_t n = failures_.fetch_add(1, std::memory_order_relaxed);
-      if (n < 8) fmt::print(stderr, "hvmm: hyperalloc: discard of [{:#x}, +{:#x}) failed\n", start_, len_);
+      const int err = errno;
+      log_rate_limited(failures_.fetch_add(1, std::memory_order_relaxed) + 1,
+                       "hyperalloc: discard of [{:#x}, +{:#x}) failed: {}; the host keeps that memory", start_, len_,
+                       std::strerror(err));
     }
     len_ = 0;
   }
@@ -61,10 +66,8 @@ ZoneState::ZoneState(const GuestMemory& mem, const HostZone& zone)
 }
 
 void ZoneState::anomaly(const char* what, uint64_t idx) const {
-  // Counted always; logged for the first few and then at powers of two, so a guest cannot flood.
-  const uint64_t n = anomalies_.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (n <= 8 || (n & (n - 1)) == 0)
-    fmt::print(stderr, "hvmm: hyperalloc: anomaly #{}: {} (huge frame {})\n", n, what, idx);
+  log_rate_limited(anomalies_.fetch_add(1, std::memory_order_relaxed) + 1, "hyperalloc: anomaly: {} (huge frame {})",
+                   what, idx);
 }
 
 uint64_t ZoneState::usable_locked() const {
@@ -209,8 +212,10 @@ InstallResult ZoneState::install(uint64_t idx) {
   // frame it does not hold can at worst leave its own memory resident.) A failed populate is not
   // fatal: the guest's touches fault the memory in one page at a time.
   if (!mem_.populate(zone_.huge_gpa(idx), kHugeBytes)) {
-    const uint64_t n = populate_failures_.fetch_add(1, std::memory_order_relaxed);
-    if (n < 8) fmt::print(stderr, "hvmm: hyperalloc: populate of huge frame {} failed\n", idx);
+    const int err = errno;
+    log_rate_limited(populate_failures_.fetch_add(1, std::memory_order_relaxed) + 1,
+                     "hyperalloc: populate of huge frame {} (gpa {:#x}) failed: {}; the guest faults it in instead", idx,
+                     zone_.huge_gpa(idx), std::strerror(err));
   }
   // Then clear the flag: once the guest sees it clear, the memory is there.
   std::lock_guard lk(mu_);

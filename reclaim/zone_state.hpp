@@ -41,7 +41,7 @@
 
 #include "reclaim/huge_state_table.hpp"
 #include "reclaim/registration.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace hvmm::reclaim {
 

@@ -7,7 +7,7 @@
 #include <exception>
 
 #include "vmm/api/size_parse.hpp"
-#include "vmm/fd.hpp"
+#include "base/fd.hpp"
 
 namespace hvmm {
 namespace {

@@ -1,5 +1,5 @@
 // An anonymous private mapping, 2 MiB aligned and advised MADV_HUGEPAGE: the same kind of backing
-// that hvmm gives guest RAM (vmm/guest_memory.cpp), so what is measured here is the VMM's limit.
+// that hvmm gives guest RAM (memory/guest_memory.cpp), so what is measured here is the VMM's limit.
 #pragma once
 
 #include <sys/mman.h>

@@ -16,7 +16,7 @@
 
 #include "devices/virtio/device.hpp"
 #include "devices/virtio/queue.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace hvmm::virtio {
 

@@ -11,7 +11,8 @@
 #include <cstdint>
 #include <mutex>
 
-#include "guest-alloc/abi_virtio.hpp"
+#include "abi/virtio.hpp"
+#include "devices/irq.hpp"
 
 namespace hvmm::virtio {
 
@@ -21,14 +22,7 @@ using namespace abi::virtio;
 
 class Virtqueue;
 
-// An interrupt line owned by the VMM (e.g. an IOAPIC pin through KVM_IRQ_LINE).
-// raise() when InterruptStatus becomes non-zero; lower() when the driver acknowledged everything
-// (level-triggered lines need it, edge-triggered ones may ignore it).
-struct IrqLine {
-  virtual ~IrqLine() = default;
-  virtual void raise() = 0;
-  virtual void lower() {}
-};
+using hvmm::IrqLine;  // devices/irq.hpp
 
 // What the transport offers a device. All calls expect the device lock held.
 class VirtioTransport {

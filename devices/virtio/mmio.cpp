@@ -276,11 +276,6 @@ uint32_t MmioTransport::status() {
   return status_;
 }
 
-uint32_t MmioTransport::interrupt_status() {
-  std::lock_guard g(dev_.lock());
-  return int_status_;
-}
-
 MmioCounters MmioTransport::counters() {
   std::lock_guard g(dev_.lock());
   return counters_;

@@ -10,9 +10,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "devices/bus.hpp"
 #include "devices/virtio/device.hpp"
 #include "devices/virtio/queue.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace hvmm::virtio {
 
@@ -27,7 +28,8 @@ struct MmioCounters {
   uint64_t device_errors = 0;       // times DEVICE_NEEDS_RESET was set
 };
 
-class MmioTransport final : public VirtioTransport {
+// A BusDevice too: the VMM puts it on the MMIO bus at its slot (vmm/device_manager.cpp).
+class MmioTransport final : public VirtioTransport, public BusDevice {
  public:
   static constexpr unsigned kMaxQueues = 16;
 
@@ -40,10 +42,11 @@ class MmioTransport final : public VirtioTransport {
   // MMIO exits inside this device's slot; `offset` is relative to the slot base.
   void mmio_read(uint64_t offset, uint8_t* data, unsigned len);
   void mmio_write(uint64_t offset, const uint8_t* data, unsigned len);
+  void bus_read(uint64_t offset, uint8_t* data, unsigned len) override { mmio_read(offset, data, len); }
+  void bus_write(uint64_t offset, const uint8_t* data, unsigned len) override { mmio_write(offset, data, len); }
 
   // Snapshots for the VMM (take the device lock).
   uint32_t status();
-  uint32_t interrupt_status();
   MmioCounters counters();
 
   // VirtioTransport (device lock held).

@@ -19,8 +19,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "guest-alloc/abi_virtio.hpp"
-#include "vmm/guest_memory.hpp"
+#include "abi/virtio.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace hvmm::virtio {
 

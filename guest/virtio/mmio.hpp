@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "guest-alloc/abi_virtio.hpp"
+#include "abi/virtio.hpp"
 
 namespace guest::virtio {
 

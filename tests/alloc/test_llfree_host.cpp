@@ -5,7 +5,7 @@
 #include <set>
 #include <vector>
 
-#include "guest-alloc/abi_hyperalloc.hpp"
+#include "abi/hyperalloc.hpp"
 #include "guest-alloc/llfree.hpp"
 #include "guest-alloc/llfree_host.hpp"
 #include "test_zone.hpp"

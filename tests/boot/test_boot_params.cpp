@@ -5,7 +5,7 @@
 #include <string>
 
 #include "vmm/boot/boot_params.hpp"
-#include "vmm/layout.hpp"
+#include "abi/layout.hpp"
 
 using namespace hvmm;
 using namespace hvmm::boot;

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "vmm/boot/boot_params.hpp"
-#include "vmm/layout.hpp"
+#include "abi/layout.hpp"
 
 using namespace hvmm::boot;
 using namespace hvmm::layout;

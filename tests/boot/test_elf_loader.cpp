@@ -6,7 +6,7 @@
 
 #include "tests/common/elf_image.hpp"
 #include "vmm/boot/elf_loader.hpp"
-#include "vmm/layout.hpp"
+#include "abi/layout.hpp"
 
 using namespace hvmm;
 using namespace hvmm::boot;

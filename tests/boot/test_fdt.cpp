@@ -1,9 +1,10 @@
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <string>
 #include <vector>
 
 #include "vmm/boot/fdt_builder.hpp"
-#include "vmm/layout.hpp"
+#include "abi/layout.hpp"
 
 extern "C" {
 #include <libfdt.h>
@@ -55,7 +56,7 @@ struct Parsed {
 };
 
 FdtConfig base_config(uint64_t ram) {
-  return FdtConfig{ram, 1, 2'000'000'000, "hello", std::nullopt, {}};
+  return FdtConfig{ram, 1, 2'000'000'000, "hello", {}};
 }
 
 }  // namespace
@@ -76,13 +77,27 @@ TEST_CASE("FDT memory for 16 GiB has the high region at 4 GiB") {
   CHECK(t.u64s("/memory@0", "reg") == std::vector<uint64_t>{0, 3 * GiB, 4 * GiB, 13 * GiB});
 }
 
-TEST_CASE("FDT cpus, tsc, hyperalloc and virtio nodes") {
+TEST_CASE("FDT cpus, tsc, and the nodes devices write themselves") {
   auto cfg = base_config(64 * MiB);
   cfg.cpus = 12;
   cfg.tsc_hz = 2'100'000'123;
   cfg.bootargs = "console=ttyS0 workload=\"alloc 2G; free\"";
-  cfg.hyperalloc_install_port = 0x5E0;
-  cfg.virtio = {{kVirtioMmioBase, kVirtioMmioSlot, 5}, {kVirtioMmioBase + kVirtioMmioSlot, kVirtioMmioSlot, 6}};
+  // Two devices, each writing its node (as vmm/device_manager.cpp and the hyperalloc mechanism do).
+  cfg.device_nodes.push_back([](FdtWriter& w) {
+    w.begin_node("hyperalloc");
+    w.prop_string("compatible", "hvmm,hyperalloc");
+    w.prop_u32("hvmm,install-port", 0x5E0);
+    w.end_node();
+  });
+  for (uint64_t i : {0, 1})
+    cfg.device_nodes.push_back([i](FdtWriter& w) {
+      const uint64_t base = kVirtioMmioBase + i * kVirtioMmioSlot;
+      w.begin_node(fmt::format("virtio_mmio@{:x}", base));
+      w.prop_string("compatible", "virtio,mmio");
+      w.prop_u64s("reg", {base, kVirtioMmioSlot});
+      w.prop_u32("interrupts", uint32_t(5 + i));
+      w.end_node();
+    });
   Parsed t(build_fdt(cfg));
 
   CHECK(t.str("/chosen", "bootargs") == cfg.bootargs);

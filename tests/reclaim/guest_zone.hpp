@@ -10,11 +10,11 @@
 #include <memory>
 #include <vector>
 
-#include "guest-alloc/abi_hyperalloc.hpp"
+#include "abi/hyperalloc.hpp"
 #include "guest-alloc/llfree.hpp"
 #include "reclaim/registration.hpp"
 #include "reclaim/zone_state.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace hvmm::reclaim::test {
 

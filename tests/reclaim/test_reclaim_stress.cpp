@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "devices/hyperalloc.hpp"
-#include "guest-alloc/abi_ports.hpp"
+#include "reclaim/hyperalloc_host.hpp"
+#include "abi/ports.hpp"
 #include "guest_zone.hpp"
 #include "reclaim/auto_reclaim.hpp"
 
@@ -41,8 +41,8 @@ struct Counters {
       not_installed{0};
 };
 
-void guest(unsigned cpu, GuestZone& g, HyperallocDevice& dev, const std::atomic<bool>& stop, Counters& c) {
-  ZoneState& zs = *dev.zone();
+void guest(unsigned cpu, GuestZone& g, HyperallocHost& host, const std::atomic<bool>& stop, Counters& c) {
+  ZoneState& zs = *host.zone();
   std::mt19937_64 rng(cpu * 7919 + 1);
   std::vector<Block> held;
   uint64_t held_frames = 0;
@@ -73,8 +73,7 @@ void guest(unsigned cpu, GuestZone& g, HyperallocDevice& dev, const std::atomic<
     if (r.reclaimed) {
       c.reclaimed_allocs.fetch_add(1);
       for (uint64_t k = 0; k < child_count(order); ++k) {
-        const uint32_t idx = static_cast<uint32_t>(first_child(r) + k);
-        dev.bus_write(0, reinterpret_cast<const uint8_t*>(&idx), 4);  // the guest's outl
+        host.install(first_child(r) + k);  // what the guest's outl to the install port does
       }
     }
     // Whatever the guest holds must be INSTALLED in the host's table from now until it frees it.
@@ -93,46 +92,48 @@ void guest(unsigned cpu, GuestZone& g, HyperallocDevice& dev, const std::atomic<
 TEST_CASE("guests allocate and free while the host shrinks, grows and auto-reclaims") {
   GuestZone g({{0, 128 * MiB}}, kGuests);
   REQUIRE(g.ok);
-  HyperallocDevice dev(g.mem);
-  REQUIRE(dev.register_zone(kRegGpa) == static_cast<int64_t>(abi::HypercallStatus::kOk));
-  ZoneState& zs = *dev.zone();
-  AutoReclaim ar(zs, {std::chrono::milliseconds(2), 2, 4});
+  // The host as the VM runs it: its own auto-reclaim thread (started before registration, as the
+  // VMM does), installs from the guest threads, resizes from another thread.
+  HyperallocHost host(g.mem, {}, {std::chrono::milliseconds(2), 2, 4});
+  host.start_auto(std::chrono::milliseconds(2));
+  REQUIRE(host.register_zone(kRegGpa));
+  ZoneState& zs = *host.zone();
 
   std::atomic<bool> stop{false};
   Counters c;
   std::vector<std::thread> threads;
   for (unsigned cpu = 0; cpu < kGuests; ++cpu)
-    threads.emplace_back(guest, cpu, std::ref(g), std::ref(dev), std::cref(stop), std::ref(c));
-  ar.start();
+    threads.emplace_back(guest, cpu, std::ref(g), std::ref(host), std::cref(stop), std::ref(c));
   uint64_t resizes = 0;
-  std::thread host([&] {
+  std::thread resizer([&] {
     std::mt19937_64 rng(42);
     while (!stop.load()) {
-      zs.resize((16 + rng() % 113) * MiB);
+      host.resize((16 + rng() % 113) * MiB);
       ++resizes;
       std::this_thread::sleep_for(std::chrono::milliseconds(3));
     }
-    zs.resize(g.mem.ram_bytes());
+    host.resize(g.mem.ram_bytes());
   });
 
   std::this_thread::sleep_for(kDuration);
   stop.store(true);
   for (auto& t : threads) t.join();
-  host.join();
-  ar.stop();
+  resizer.join();
+  const HyperallocStatus hs = host.status();
+  host.stop();
 
   const ZoneStats s = zs.stats();
   INFO("allocs " << c.allocs << ", reclaimed allocs " << c.reclaimed_allocs << ", no memory " << c.no_memory
                  << ", resizes " << resizes << ", installs " << s.installs << " (+" << s.redundant_installs
                  << " redundant), hard " << s.hard_reclaims << ", returns " << s.returns << ", soft "
-                 << s.soft_reclaims << ", auto scans " << ar.stats().scans);
+                 << s.soft_reclaims << ", auto scans " << (hs.auto_reclaim ? hs.auto_reclaim->stats.scans : 0));
   CHECK(c.pattern_errors == 0);
   CHECK(c.put_errors == 0);
   CHECK(c.not_installed == 0);
   CHECK(s.anomalies == 0);
   CHECK(s.discard_failures == 0);
   CHECK(s.populate_failures == 0);
-  CHECK(dev.invalid_accesses() == 0);
+  CHECK(hs.installs_before_registration == 0);
   CHECK(zs.audit() == 0);
   CHECK(g.a.check().ok());
   CHECK(s.hard == 0);  // the host's last act was a grow to all of RAM

@@ -1,12 +1,14 @@
 // Registration: a well-formed record built as the guest builds it is accepted; every hostile
 // variation is refused with a reason, and the device accepts one registration only.
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
 
 #include <functional>
 #include <string>
 
-#include "devices/hyperalloc.hpp"
-#include "guest-alloc/abi_ports.hpp"
+#include "reclaim/hyperalloc_host.hpp"
+#include "abi/ports.hpp"
 #include "guest_zone.hpp"
 
 using namespace hvmm;
@@ -108,44 +110,66 @@ TEST_CASE("hostile registrations are refused") {
   CHECK_FALSE(read_registration(g.mem, 100 * MiB));          // record in the hole
 }
 
-TEST_CASE("the device accepts one registration and refuses a second") {
+TEST_CASE("the HyperAlloc host accepts one registration and refuses a second") {
   GuestZone g({{0, 64 * MiB}});
   REQUIRE(g.ok);
-  HyperallocDevice dev(g.mem);
-  int callbacks = 0;
-  dev.set_on_registered([&](ZoneState&) { ++callbacks; });
-  CHECK(dev.zone() == nullptr);
+  HyperallocHost host(g.mem, {});
+  CHECK(host.zone() == nullptr);
+  CHECK_FALSE(host.resize(32 * MiB).has_value());  // nothing to resize yet
 
   Registration bad = g.reg;
   bad.magic = 0;
   REQUIRE(g.mem.write_obj(0x2000, bad));
-  CHECK(dev.register_zone(0x2000) == kInvalid);
-  CHECK(dev.register_zone(~uint64_t{0}) == kInvalid);
-  CHECK(dev.zone() == nullptr);
-  CHECK(callbacks == 0);
+  CHECK_FALSE(host.register_zone(0x2000));
+  CHECK_FALSE(host.register_zone(~uint64_t{0}));
+  CHECK(host.zone() == nullptr);
 
-  CHECK(dev.register_zone(kRegGpa) == kOk);
-  REQUIRE(dev.zone() != nullptr);
-  CHECK(callbacks == 1);
-  ZoneState* first = dev.zone();
-  CHECK(dev.register_zone(kRegGpa) == kInvalid);  // second registration, even an identical one
-  CHECK(dev.zone() == first);
-  CHECK(callbacks == 1);
+  CHECK(host.register_zone(kRegGpa));
+  REQUIRE(host.zone() != nullptr);
+  ZoneState* first = host.zone();
+  CHECK_FALSE(host.register_zone(kRegGpa));  // second registration, even an identical one
+  CHECK(host.zone() == first);
+  const HyperallocStatus s = host.status();
+  CHECK(s.registered);
+  CHECK(s.registration_refusals == 3);
+  CHECK(s.zone.ram_bytes == 64 * MiB);
 }
 
-TEST_CASE("the install port rejects malformed accesses and installs before registration") {
+TEST_CASE("the HyperAlloc host refuses installs before registration and arrays over protected memory") {
   GuestZone g({{0, 64 * MiB}});
   REQUIRE(g.ok);
-  HyperallocDevice dev(g.mem);
-  const uint32_t idx = 3;
-  dev.bus_write(0, reinterpret_cast<const uint8_t*>(&idx), 4);  // before registration
-  CHECK(dev.invalid_accesses() == 1);
-  REQUIRE(dev.register_zone(kRegGpa) == kOk);
-  dev.bus_write(0, reinterpret_cast<const uint8_t*>(&idx), 2);  // wrong width
-  dev.bus_write(4, reinterpret_cast<const uint8_t*>(&idx), 4);  // wrong offset
-  CHECK(dev.invalid_accesses() == 3);
-  uint8_t buf[4] = {};
-  dev.bus_read(0, buf, 4);
-  CHECK(buf[0] == 0xff);
-  CHECK(dev.zone()->stats().installs == 0);
+  HyperallocHost host(g.mem, {{0, g.reg.trees_gpa + 1}});  // the kernel "image" covers the trees
+  host.install(3);
+  CHECK(host.status().installs_before_registration == 1);
+  CHECK_FALSE(host.register_zone(kRegGpa));
+  CHECK(host.zone() == nullptr);
+}
+
+TEST_CASE("auto-reclaim started before registration waits for it, then reclaims") {
+  GuestZone g({{0, 64 * MiB}});
+  REQUIRE(g.ok);
+  HyperallocHost host(g.mem, {}, {std::chrono::milliseconds(5), 1, 8});
+  host.start_auto(std::chrono::milliseconds(5));  // the VMM's thread, before any vCPU runs
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  CHECK_FALSE(host.status().auto_reclaim.has_value());  // no zone, no policy yet
+  REQUIRE(host.register_zone(kRegGpa));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (host.status().zone.soft == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const HyperallocStatus s = host.status();
+  REQUIRE(s.auto_reclaim.has_value());
+  CHECK(s.auto_reclaim->stats.scans > 0);
+  CHECK(s.zone.soft > 0);  // the guest's free huge frames were taken back
+  host.stop();
+  host.stop();  // idempotent
+}
+
+TEST_CASE("stopping the HyperAlloc host before registration ends its auto-reclaim thread") {
+  GuestZone g({{0, 64 * MiB}});
+  REQUIRE(g.ok);
+  HyperallocHost host(g.mem, {});
+  host.start_auto(std::chrono::milliseconds(5));
+  host.stop();
+  CHECK(host.register_zone(kRegGpa));  // the zone still works; only the policy is off
+  CHECK_FALSE(host.status().auto_reclaim.has_value());
 }

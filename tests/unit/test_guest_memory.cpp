@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "vmm/guest_memory.hpp"
-#include "vmm/layout.hpp"
+#include "memory/guest_memory.hpp"
+#include "abi/layout.hpp"
 
 using namespace hvmm;
 using namespace hvmm::layout;

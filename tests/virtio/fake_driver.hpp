@@ -9,7 +9,7 @@
 #include "devices/virtio/balloon.hpp"
 #include "devices/virtio/mmio.hpp"
 #include "devices/virtio/queue.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace hvmm::virtio::test {
 

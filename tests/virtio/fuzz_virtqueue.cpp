@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "devices/virtio/queue.hpp"
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 using namespace hvmm;
 using namespace hvmm::virtio;

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "vmm/fd.hpp"
+#include "base/fd.hpp"
 
 namespace hvmm::api {
 

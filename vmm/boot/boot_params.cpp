@@ -5,7 +5,7 @@
 #include <memory>
 #include <stdexcept>
 
-#include "vmm/layout.hpp"
+#include "abi/layout.hpp"
 
 namespace hvmm::boot {
 

@@ -10,7 +10,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace hvmm::boot {
 

@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 #include <stdexcept>
 
-#include "vmm/layout.hpp"
+#include "abi/layout.hpp"
 
 namespace hvmm::boot {
 namespace {

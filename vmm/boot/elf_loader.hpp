@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace hvmm::boot {
 

@@ -4,7 +4,7 @@
 
 #include <stdexcept>
 
-#include "vmm/layout.hpp"
+#include "abi/layout.hpp"
 
 extern "C" {
 #include <libfdt.h>
@@ -19,13 +19,6 @@ struct NoSpace {};
 void check(int err, const char* step) {
   if (err == -FDT_ERR_NOSPACE) throw NoSpace{};
   if (err < 0) throw std::runtime_error(fmt::format("building the device tree: {}: {}", step, fdt_strerror(err)));
-}
-
-// reg/ranges style property from 64-bit values, each as two big-endian cells.
-void prop_u64s(void* fdt, const char* name, std::initializer_list<uint64_t> vals, std::vector<fdt64_t>& scratch) {
-  scratch.clear();
-  for (uint64_t v : vals) scratch.push_back(cpu_to_fdt64(v));
-  check(fdt_property(fdt, name, scratch.data(), static_cast<int>(scratch.size() * sizeof(fdt64_t))), name);
 }
 
 void write_tree(void* fdt, const FdtConfig& cfg) {
@@ -67,26 +60,26 @@ void write_tree(void* fdt, const FdtConfig& cfg) {
   }
   check(fdt_end_node(fdt), "cpus");
 
-  if (cfg.hyperalloc_install_port) {
-    check(fdt_begin_node(fdt, "hyperalloc"), "hyperalloc");
-    check(fdt_property_string(fdt, "compatible", "hvmm,hyperalloc"), "hyperalloc compatible");
-    check(fdt_property_u32(fdt, "hvmm,install-port", *cfg.hyperalloc_install_port), "hvmm,install-port");
-    check(fdt_end_node(fdt), "hyperalloc");
-  }
-
-  for (auto& v : cfg.virtio) {
-    check(fdt_begin_node(fdt, fmt::format("virtio_mmio@{:x}", v.base).c_str()), "virtio_mmio");
-    check(fdt_property_string(fdt, "compatible", "virtio,mmio"), "virtio compatible");
-    prop_u64s(fdt, "reg", {v.base, v.size}, cells);
-    check(fdt_property_u32(fdt, "interrupts", v.irq), "virtio interrupts");
-    check(fdt_end_node(fdt), "virtio_mmio");
-  }
+  FdtWriter w(fdt);
+  for (const auto& node : cfg.device_nodes) node(w);
 
   check(fdt_end_node(fdt), "root");
   check(fdt_finish(fdt), "finish");
 }
 
 }  // namespace
+
+void FdtWriter::begin_node(const std::string& name) { check(fdt_begin_node(fdt_, name.c_str()), "begin node"); }
+void FdtWriter::end_node() { check(fdt_end_node(fdt_), "end node"); }
+void FdtWriter::prop_string(const char* name, const std::string& value) {
+  check(fdt_property_string(fdt_, name, value.c_str()), name);
+}
+void FdtWriter::prop_u32(const char* name, uint32_t value) { check(fdt_property_u32(fdt_, name, value), name); }
+void FdtWriter::prop_u64s(const char* name, std::initializer_list<uint64_t> values) {
+  std::vector<fdt64_t> cells;
+  for (uint64_t v : values) cells.push_back(cpu_to_fdt64(v));
+  check(fdt_property(fdt_, name, cells.data(), static_cast<int>(cells.size() * sizeof(fdt64_t))), name);
+}
 
 std::vector<uint8_t> build_fdt(const FdtConfig& cfg) {
   if (cfg.cpus == 0 || cfg.cpus > kFdtMaxCpus)

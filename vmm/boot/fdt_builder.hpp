@@ -16,34 +16,48 @@
 //       hvmm,workload-cpus = <n>;     // only when some CPUs are service CPUs (index >= n)
 //       cpu@N { device_type = "cpu"; reg = <N>; };              // N = index = APIC ID, N in hex
 //     };
-//     hyperalloc {                                              // only when the install port is set
+//     <device nodes>                // written by the devices themselves, in the order they were
+//   };                              // added (FdtConfig::device_nodes). The ones the guest parses:
+//
+//     hyperalloc {                                              // --reclaim hyperalloc
 //       compatible = "hvmm,hyperalloc"; hvmm,install-port = <port>;   // u32
 //     };
-//     virtio_mmio@<base in lower-case hex> {                    // one per device, in config order
+//     virtio_mmio@<base in lower-case hex> {                    // one per virtio device
 //       compatible = "virtio,mmio"; reg = <base_hi base_lo size_hi size_lo>; interrupts = <irq>;
 //     };
-//   };
 #pragma once
 #include <cstdint>
-#include <optional>
+#include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
 namespace hvmm::boot {
 
-struct VirtioMmioNode {
-  uint64_t base;
-  uint64_t size;
-  uint32_t irq;
+// What a device may write into its own node (libfdt's sequential-write calls, with errors thrown).
+class FdtWriter {
+ public:
+  explicit FdtWriter(void* fdt) : fdt_(fdt) {}
+  void begin_node(const std::string& name);
+  void end_node();
+  void prop_string(const char* name, const std::string& value);
+  void prop_u32(const char* name, uint32_t value);
+  // Each value as two big-endian cells (reg = <addr size> with #address-cells = #size-cells = 2).
+  void prop_u64s(const char* name, std::initializer_list<uint64_t> values);
+
+ private:
+  void* fdt_;
 };
+
+// Writes one device's node(s) under the root.
+using FdtNodeWriter = std::function<void(FdtWriter&)>;
 
 struct FdtConfig {
   uint64_t ram_bytes;
   unsigned cpus;  // 1..kFdtMaxCpus
   uint64_t tsc_hz;
   std::string bootargs;
-  std::optional<uint16_t> hyperalloc_install_port;
-  std::vector<VirtioMmioNode> virtio;
+  std::vector<FdtNodeWriter> device_nodes;  // vmm/device_manager.hpp collects them
   unsigned workload_cpus = 0;  // 0: all; otherwise CPUs >= this index are service CPUs (drivers)
 };
 

@@ -1,5 +1,7 @@
 #include "vmm/kvm/kvm.hpp"
 
+#include "abi/layout.hpp"
+
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -83,8 +85,9 @@ KvmVm::KvmVm(const KvmSystem& sys) {
   int fd = ioctl(sys.fd(), KVM_CREATE_VM, 0);
   if (fd < 0) fail("KVM_CREATE_VM");
   fd_ = Fd(fd);
-  // Required on Intel hosts before the first KVM_RUN; the address lies in the MMIO hole.
-  ioctl(fd, KVM_SET_TSS_ADDR, 0xfffbd000UL);
+  // Required on Intel hosts before the first KVM_RUN (three pages for real-mode emulation, in the
+  // MMIO hole: abi/layout.hpp).
+  if (ioctl(fd, KVM_SET_TSS_ADDR, static_cast<unsigned long>(layout::kKvmTssAddr)) < 0) fail("KVM_SET_TSS_ADDR");
 }
 
 void KvmVm::set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* hva) {

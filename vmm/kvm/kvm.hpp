@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "vmm/fd.hpp"
+#include "base/fd.hpp"
 
 namespace hvmm {
 

@@ -3,10 +3,11 @@
 #include <stdexcept>
 
 #include "vmm/api/size_parse.hpp"
-#include "vmm/balloon_mechanism.hpp"
-#include "vmm/hyperalloc_mechanism.hpp"
-#include "vmm/layout.hpp"
-#include "vmm/reclaim_none.hpp"
+#include "vmm/mechanisms/balloon.hpp"
+#include "vmm/mechanisms/hyperalloc.hpp"
+#include "abi/layout.hpp"
+#include "abi/limits.hpp"
+#include "vmm/mechanisms/none.hpp"
 #include "vmm/main/cli.hpp"
 
 extern "C" const uint8_t hvmm_embedded_kernel_start[];
@@ -46,8 +47,8 @@ VmConfig make_vm_config(const RunOptions& o) {
     throw std::invalid_argument(fmt::format("--mem {}: not a multiple of 2 MiB (guest RAM is managed in 2 MiB frames); try --mem {}M",
                                             o.mem, up >> 20));
   }
-  if (o.cpus < 1 || o.cpus > 64)
-    throw std::invalid_argument(fmt::format("--cpus {}: must be between 1 and 64", o.cpus));
+  if (o.cpus < 1 || o.cpus > abi::kMaxWorkloadCpus)
+    throw std::invalid_argument(fmt::format("--cpus {}: must be between 1 and {}", o.cpus, abi::kMaxWorkloadCpus));
   if (o.workload.find('\0') != std::string::npos || o.cmdline.find('\0') != std::string::npos)
     throw std::invalid_argument("--cmdline/--workload: NUL bytes are not allowed");
   if (o.reclaim != "hyperalloc" && o.reclaim != "none" && o.reclaim != "balloon")

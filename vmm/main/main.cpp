@@ -1,10 +1,11 @@
-// hvmm: a KVM micro-VMM with memory reclamation built in. See README.md and DESIGN.md.
+// hvmm: a KVM micro-VMM with memory reclamation built in. See README.md and ARCHITECTURE.md.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <exception>
 
-#include "devices/vm_control.hpp"
+#include "abi/exit_status.hpp"
+#include "abi/limits.hpp"
 #include "vmm/api/client.hpp"
 #include "vmm/main/cli.hpp"
 
@@ -17,7 +18,7 @@ int main(int argc, char** argv) {
   cli::RunOptions ro;
   auto* run = app.add_subcommand("run", "Boot a VM (the built-in guest kernel unless --kernel is given)");
   run->add_option("--mem", ro.mem, "Guest RAM: a multiple of 2 MiB, with suffix K/M/G/T (16M .. 1T)")->capture_default_str();
-  run->add_option("--cpus", ro.cpus, "Number of vCPUs (1 .. 64)")->capture_default_str();
+  run->add_option("--cpus", ro.cpus, fmt::format("Number of vCPUs (1 .. {})", abi::kMaxWorkloadCpus))->capture_default_str();
   run->add_option("--kernel", ro.kernel, "ELF64 kernel to boot instead of the built-in one");
   run->add_option("--cmdline", ro.cmdline, "Kernel command line");
   run->add_option("--workload", ro.workload,

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 #include <stdexcept>
 
-#include "vmm/layout.hpp"
+#include "abi/layout.hpp"
 
 namespace hvmm::x86 {
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 namespace hvmm::x86 {
 

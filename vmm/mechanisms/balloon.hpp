@@ -1,5 +1,6 @@
-// --reclaim balloon: the classic baseline. A virtio-balloon device (devices/virtio) in virtio-mmio
-// slot 0, driven by the built-in guest's balloon driver on a service vCPU (guest/virtio/).
+// --reclaim balloon: the classic baseline. A virtio-balloon device (devices/virtio) on a virtio-mmio
+// slot from the DeviceManager, driven by the built-in guest's balloon driver on a service vCPU
+// (guest/virtio/).
 //
 // resize(target) sets the balloon target to (RAM - target) / 4 KiB pages and waits for the guest
 // to get there; inflated pages are discarded (MADV_DONTNEED) as they arrive. Free page reporting
@@ -16,7 +17,7 @@
 
 #include "devices/virtio/balloon.hpp"
 #include "devices/virtio/mmio.hpp"
-#include "vmm/reclaim_mechanism.hpp"
+#include "vmm/mechanisms/mechanism.hpp"
 
 namespace hvmm {
 
@@ -33,16 +34,14 @@ class BalloonMechanism final : public ReclaimMechanism {
 
   const char* name() const override { return "balloon"; }
   void attach(VmWiring& w) override;
-  nlohmann::json status() override;
-  nlohmann::json resize(uint64_t target_bytes) override;
+  api::MechanismStatus status() override;
+  api::ResizeOutcome resize(uint64_t target_bytes) override;
   void start_auto(std::chrono::milliseconds period) override;
   std::string status_line() override;
   void stop() override;
 
  private:
   class Backend;
-  class Irq;
-  class Slot;
   void stats_poller();
 
   Options opt_;
@@ -50,9 +49,7 @@ class BalloonMechanism final : public ReclaimMechanism {
   uint64_t ram_bytes_ = 0;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<virtio::Balloon> balloon_;
-  std::unique_ptr<Irq> irq_;
-  std::unique_ptr<virtio::MmioTransport> transport_;
-  std::unique_ptr<Slot> slot_;
+  virtio::MmioTransport* transport_ = nullptr;  // the DeviceManager's
   std::mutex resize_mu_;  // one resize at a time
   std::atomic<uint64_t> last_resize_ms_{0};
   std::mutex poll_mu_;

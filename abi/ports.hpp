@@ -17,12 +17,13 @@ enum class Hypercall : uint32_t {
   kConsoleWrite = 1,  // a0 = GPA, a1 = length: write bytes to the console (a whole line at a time)
   kSleep = 2,         // a0 = nanoseconds: block this vCPU
   kWait = 3,          // a0 = GPA of a u32, a1 = expected value, a2 = timeout ns: block while *a0 == a1
-  kWake = 4,          // a0 = GPA of a u32: wake vCPUs waiting on it
+  kWake = 4,          // wakes every vCPU blocked in kWait (a0 is not used: each waiter re-checks its word)
   kPanic = 5,         // a0 = vector, a1 = error code, a2 = rip, a3 = fault address (cr2): report and stop
   kHyperallocRegister = 6,  // a0 = GPA of a hyperalloc::Registration
   kNow = 7,           // ret = host monotonic nanoseconds (for benchmarks)
   kBarrier = 8,       // block until the host grants a `continue` (hvmm ctl continue); one per call
 };
+inline constexpr uint32_t kHypercallMax = 8;  // the highest number above: keep it in step
 
 enum class HypercallStatus : int64_t { kOk = 0, kInvalid = -1, kUnsupported = -2, kTimedOut = -3 };
 

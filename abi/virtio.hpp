@@ -119,4 +119,68 @@ enum StatTag : uint16_t {
 };
 }  // namespace balloon
 
+// virtio-mem (device ID 24, virtio 1.2 §5.15): one device-managed region of guest-physical
+// address space, split into blocks the driver asks the device to plug and unplug.
+namespace mem {
+inline constexpr uint32_t kDeviceId = 24;
+inline constexpr uint64_t kFeatureAcpiPxm = 1ull << 0;                // node_id is an ACPI PXM
+inline constexpr uint64_t kFeatureUnpluggedInaccessible = 1ull << 1;  // never touch unplugged memory
+
+// Config space (§5.15.4), at mmio_reg::kConfig. Read-only for the driver.
+struct Config {
+  uint64_t block_size;          // power of two; addr and every size below are multiples of it
+  uint16_t node_id;             // meaningful only with kFeatureAcpiPxm
+  uint8_t padding[6];
+  uint64_t addr;                // guest-physical start of the region
+  uint64_t region_size;
+  uint64_t usable_region_size;  // [addr, addr + usable_region_size) may be plugged
+  uint64_t plugged_size;
+  uint64_t requested_size;      // what the host wants plugged
+};
+static_assert(sizeof(Config) == 56);
+static_assert(offsetof(Config, block_size) == 0 && offsetof(Config, node_id) == 8 &&
+              offsetof(Config, padding) == 10 && offsetof(Config, addr) == 16 &&
+              offsetof(Config, region_size) == 24 && offsetof(Config, usable_region_size) == 32 &&
+              offsetof(Config, plugged_size) == 40 && offsetof(Config, requested_size) == 48);
+
+// Request types (§5.15.6).
+inline constexpr uint16_t kReqPlug = 0;
+inline constexpr uint16_t kReqUnplug = 1;
+inline constexpr uint16_t kReqUnplugAll = 2;  // addr and nb_blocks are ignored
+inline constexpr uint16_t kReqState = 3;
+
+// A request: 24 bytes in the chain's device-readable part.
+struct Request {
+  uint16_t type;
+  uint16_t padding[3];
+  uint64_t addr;       // first block; must be block_size-aligned
+  uint16_t nb_blocks;  // > 0
+  uint16_t padding2[3];
+};
+static_assert(sizeof(Request) == 24);
+static_assert(offsetof(Request, type) == 0 && offsetof(Request, padding) == 2 && offsetof(Request, addr) == 8 &&
+              offsetof(Request, nb_blocks) == 16 && offsetof(Request, padding2) == 18);
+
+// Response types.
+inline constexpr uint16_t kRespAck = 0;
+inline constexpr uint16_t kRespNack = 1;   // refused by policy (PLUG beyond requested_size)
+inline constexpr uint16_t kRespBusy = 2;   // cannot be processed now; retry later
+inline constexpr uint16_t kRespError = 3;  // invalid request (range, block states)
+
+// STATE response payload.
+inline constexpr uint16_t kStatePlugged = 0;
+inline constexpr uint16_t kStateUnplugged = 1;
+inline constexpr uint16_t kStateMixed = 2;
+
+// A response: 10 bytes in the chain's device-writable part; `state` only means something for an
+// acknowledged STATE request.
+struct Response {
+  uint16_t type;
+  uint16_t padding[3];
+  uint16_t state;
+};
+static_assert(sizeof(Response) == 10);
+static_assert(offsetof(Response, type) == 0 && offsetof(Response, padding) == 2 && offsetof(Response, state) == 8);
+}  // namespace mem
+
 }  // namespace hvmm::abi::virtio

@@ -1,4 +1,6 @@
-// Every guest-physical address hvmm uses, in one place (x86-64).
+// Every guest-physical address, port range, IRQ and device slot hvmm uses, in one place (x86-64).
+// The guest learns the ones it needs from the boot data (e820, FDT), except the fixed ports of
+// abi/ports.hpp, which its drivers use before any FDT is parsed.
 //
 //  0x0000_0000  real-mode IVT/BDA (left alone)
 //  0x0000_0500  boot GDT (Linux boot protocol: __BOOT_CS=0x10, __BOOT_DS=0x18)
@@ -8,10 +10,14 @@
 //  0x0003_0000  setup_data with the flattened device tree (up to 444 KiB)
 //  0x0010_0000  kernel (the built-in kernel links here; bzImage protected-mode part goes here too)
 //  RAM continues up to 3 GiB; the hole [3 GiB, 4 GiB) holds MMIO; RAM resumes at 4 GiB.
+//  0xD000_0000  virtio-mmio slots, 4 KiB each (vmm/device_manager.cpp hands them out in order)
+//  0xFFFB_D000  KVM's three-page TSS area (KVM_SET_TSS_ADDR; Intel VMX needs it, in no RAM)
 //  When there is RAM above 4 GiB, the top 2 MiB frames of low RAM hold its page directories
 //  (2 MiB pages: KVM may offer no 1 GiB pages), reserved in e820 and in the FDT reserve map.
 #pragma once
 #include <cstdint>
+
+#include "abi/ports.hpp"
 
 namespace hvmm::layout {
 
@@ -37,8 +43,20 @@ inline constexpr uint64_t kHoleEnd = 4 * GiB;
 inline constexpr uint64_t kVirtioMmioBase = 0xD000'0000;  // one 4 KiB slot per virtio device
 inline constexpr uint64_t kVirtioMmioSlot = 0x1000;
 inline constexpr uint64_t kVirtioMmioSlots = 8;
-inline constexpr uint64_t kIoapic = 0xFEC0'0000;
-inline constexpr uint64_t kLapic = 0xFEE0'0000;
+// Slot i raises IRQ kVirtioIrqBase + i (named in its FDT node; the built-in guest takes no
+// interrupts: its drivers are woken by the host instead, see vmm/device_manager.cpp).
+inline constexpr uint32_t kVirtioIrqBase = 5;
+inline constexpr uint64_t kKvmTssAddr = 0xFFFB'D000;  // 3 pages
+inline constexpr uint64_t kKvmTssSize = 3 * 0x1000;
+
+// Port-I/O ranges of the built-in devices (their base ports are the guest ABI, abi/ports.hpp).
+struct PortRange {
+  uint16_t base, len;
+};
+inline constexpr PortRange kSerialPorts{abi::kPortSerial, 8};
+inline constexpr PortRange kExitPorts{abi::kPortExit, 4};
+inline constexpr PortRange kHypercallPorts{abi::kPortHypercall, 4};
+inline constexpr PortRange kHyperallocInstallPorts{abi::kPortHyperallocInstall, 4};
 
 // Limits of what we map: identity page tables cover up to kMaxPdpts * 512 GiB.
 inline constexpr uint64_t kMinRam = 16 * MiB;
@@ -73,6 +91,8 @@ constexpr Range high_page_tables(uint64_t ram) {
 }
 
 static_assert(kPageTablesEnd <= kCmdline);
+static_assert(kHoleStart <= kVirtioMmioBase && kVirtioMmioBase + kVirtioMmioSlots * kVirtioMmioSlot <= kKvmTssAddr);
+static_assert(kKvmTssAddr + kKvmTssSize <= kHoleEnd);
 static_assert(kCmdline + kCmdlineMax <= kSetupData);
 static_assert(kSetupData + kSetupDataMax <= kEbdaStart);
 static_assert(kMaxRam <= kMaxPdpts * 512 * GiB - (kHoleEnd - kHoleStart));

@@ -1,12 +1,15 @@
-// Build check: every guest-alloc header compiled and LINKED with the guest kernel's freestanding
+// Build check: every abi/ and guest-alloc/ header compiled and LINKED with the guest kernel's freestanding
 // flags and no libraries. Any libc / libstdc++ / exception / RTTI dependency fails the build.
 // The guest kernel provides the four functions GCC may emit calls to (see GCC -ffreestanding docs).
 #include <cstddef>
 #include <cstdint>
 
-#include "guest-alloc/abi_hyperalloc.hpp"
-#include "guest-alloc/abi_ports.hpp"
-#include "guest-alloc/abi_virtio.hpp"
+#include "abi/exit_status.hpp"
+#include "abi/hyperalloc.hpp"
+#include "abi/layout.hpp"
+#include "abi/limits.hpp"
+#include "abi/ports.hpp"
+#include "abi/virtio.hpp"
 #include "guest-alloc/llfree.hpp"
 #include "guest-alloc/llfree_bench.hpp"
 #include "guest-alloc/llfree_host.hpp"

@@ -1,4 +1,4 @@
-#include "vmm/guest_memory.hpp"
+#include "memory/guest_memory.hpp"
 
 #include <sys/mman.h>
 
@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 #include <stdexcept>
 
-#include "vmm/layout.hpp"
+#include "abi/layout.hpp"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -98,16 +98,17 @@ bool GuestMemory::write(uint64_t gpa, const void* src, uint64_t len) const {
   return true;
 }
 
-bool GuestMemory::discard(uint64_t gpa, uint64_t len) const {
-  if (gpa % kPage || len % kPage) return false;
-  auto* h = hva(gpa, len);
-  return h && (len == 0 || madvise(h, len, MADV_DONTNEED) == 0);
+bool GuestMemory::advise(uint64_t gpa, uint64_t len, int advice) const {
+  auto* h = gpa % kPage || len % kPage ? nullptr : hva(gpa, len);
+  if (!h) {
+    errno = EINVAL;  // callers report errno: a range outside RAM reads as "Invalid argument"
+    return false;
+  }
+  return len == 0 || madvise(h, len, advice) == 0;
 }
 
-bool GuestMemory::populate(uint64_t gpa, uint64_t len) const {
-  if (gpa % kPage || len % kPage) return false;
-  auto* h = hva(gpa, len);
-  return h && (len == 0 || madvise(h, len, MADV_POPULATE_WRITE) == 0);
-}
+bool GuestMemory::discard(uint64_t gpa, uint64_t len) const { return advise(gpa, len, MADV_DONTNEED); }
+
+bool GuestMemory::populate(uint64_t gpa, uint64_t len) const { return advise(gpa, len, MADV_POPULATE_WRITE); }
 
 }  // namespace hvmm

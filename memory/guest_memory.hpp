@@ -59,8 +59,8 @@ class GuestMemory {
   }
 
   // Give the backing of [gpa, gpa+len) back to the host (MADV_DONTNEED) / fault it in
-  // (MADV_POPULATE_WRITE). Range must be in RAM and 4 KiB aligned; returns false otherwise or
-  // when madvise fails (errno kept).
+  // (MADV_POPULATE_WRITE). Range must be in RAM and 4 KiB aligned; returns false with errno set
+  // otherwise (EINVAL) or when madvise fails (its errno).
   bool discard(uint64_t gpa, uint64_t len) const;
   bool populate(uint64_t gpa, uint64_t len) const;
 
@@ -70,6 +70,7 @@ class GuestMemory {
 
  private:
   void map(uint64_t bytes);
+  bool advise(uint64_t gpa, uint64_t len, int advice) const;
   uint8_t* base_ = nullptr;       // 2 MiB-aligned start of guest RAM in the host
   uint8_t* raw_ = nullptr;        // what mmap returned (for munmap)
   uint64_t raw_size_ = 0;

@@ -1,6 +1,6 @@
 // --reclaim none: the VM keeps every page it ever touched (the "no reclamation" baseline).
 #pragma once
-#include "vmm/reclaim_mechanism.hpp"
+#include "vmm/mechanisms/mechanism.hpp"
 
 namespace hvmm {
 
@@ -8,9 +8,9 @@ class NoReclaim final : public ReclaimMechanism {
  public:
   const char* name() const override { return "none"; }
   void attach(VmWiring&) override {}
-  nlohmann::json status() override { return nlohmann::json::object(); }
-  nlohmann::json resize(uint64_t) override {
-    return {{"ok", false}, {"error", "this VM runs with --reclaim none: it cannot be resized"}};
+  api::MechanismStatus status() override { return api::NoReclaimStatus{}; }
+  api::ResizeOutcome resize(uint64_t) override {
+    return api::ResizeOutcome::failure("this VM runs with --reclaim none: it cannot be resized");
   }
   void start_auto(std::chrono::milliseconds) override {}
   std::string status_line() override { return "no reclamation"; }

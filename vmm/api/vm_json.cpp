@@ -1,0 +1,123 @@
+#include "vmm/api/vm_json.hpp"
+
+#include <chrono>
+
+namespace hvmm::api {
+namespace {
+
+using nlohmann::json;
+
+json hyperalloc_json(const HyperallocMechanismStatus& m) {
+  const reclaim::HyperallocStatus& h = m.host;
+  if (!h.registered) return {{"registered", false}};
+  const reclaim::ZoneStats& s = h.zone;
+  json j{{"registered", true},
+         {"guest_free_bytes", s.guest_free_bytes},
+         {"usable_bytes", s.usable_bytes},
+         {"soft_bytes", s.soft_bytes},
+         {"hard_bytes", s.hard_bytes},
+         {"installs", s.installs},
+         {"redundant_installs", s.redundant_installs},
+         {"hard_reclaims", s.hard_reclaims},
+         {"soft_reclaims", s.soft_reclaims},
+         {"returns", s.returns},
+         {"anomalies", s.anomalies},
+         {"discard_failures", s.discard_failures},
+         {"populate_failures", s.populate_failures},
+         {"invalid_accesses", m.invalid_accesses},
+         {"target_bytes", h.target_bytes.value_or(s.ram_bytes)}};
+  if (h.auto_reclaim) {
+    const auto& a = *h.auto_reclaim;
+    j["auto_reclaim"] = {{"period_ms", a.config.period.count()},
+                         {"age_scans", a.config.age_scans},
+                         {"scans", a.stats.scans},
+                         {"reclaimed_frames", a.stats.reclaimed_frames},
+                         {"busy_ms", std::chrono::duration<double, std::milli>(a.stats.busy).count()}};
+  }
+  return j;
+}
+
+json balloon_json(const BalloonMechanismStatus& b) {
+  namespace bl = virtio::balloon;
+  constexpr uint64_t kPage = bl::kPageSize;
+  const virtio::BalloonStatus& s = b.device;
+  static constexpr const char* kTagNames[bl::kStatTags] = {
+      "swap_in", "swap_out", "major_faults", "minor_faults", "free_bytes", "total_bytes", "available_bytes", "disk_caches",
+      "hugetlb_allocs", "hugetlb_failures", "oom_kills", "alloc_stalls", "async_scans", "direct_scans", "async_reclaims",
+      "direct_reclaims"};
+  json guest = json::object();
+  for (unsigned t = 0; t < bl::kStatTags; t++)
+    if (s.guest.valid_mask & (1u << t)) guest[kTagNames[t]] = s.guest.value[t];
+  json j{{"balloon_actual_bytes", uint64_t(s.actual_pages) * kPage},
+         {"balloon_target_bytes", uint64_t(s.target_pages) * kPage},
+         {"target_bytes", b.ram_bytes - uint64_t(s.target_pages) * kPage},
+         {"driver_ok", b.driver_ok},
+         {"features", s.features},
+         {"auto_reclaim", b.auto_reclaim},
+         {"inflated_pages", s.counters.inflated_pages},
+         {"deflated_pages", s.counters.deflated_pages},
+         {"reported_bytes", s.counters.reported_bytes},
+         {"discarded_inflate_bytes", b.discarded_inflate_bytes},
+         {"discarded_report_bytes", b.discarded_report_bytes},
+         {"acknowledged_report_bytes", b.acknowledged_report_bytes},
+         {"invalid_pfns", s.counters.invalid_pfns},
+         {"bad_chains", s.counters.bad_chains},
+         {"stats_updates", s.guest.updates},
+         {"last_resize_ms", b.last_resize_ms},
+         {"guest_stats", guest}};
+  if (s.guest.valid_mask & (1u << bl::kStatMemFree)) j["guest_free_bytes"] = s.guest.value[bl::kStatMemFree];
+  return j;
+}
+
+}  // namespace
+
+json to_json(const MechanismStatus& s) {
+  struct Visit {
+    json operator()(const NoReclaimStatus&) const { return json::object(); }
+    json operator()(const HyperallocMechanismStatus& h) const { return hyperalloc_json(h); }
+    json operator()(const BalloonMechanismStatus& b) const { return balloon_json(b); }
+  };
+  return std::visit(Visit{}, s);
+}
+
+json to_json(const VmStatus& s) {
+  json j = to_json(s.detail);
+  j["mechanism"] = s.mechanism;
+  j["guest_total_bytes"] = s.guest_total_bytes;
+  j["host_rss_bytes"] = s.host_rss_bytes;
+  j["vcpus"] = s.vcpus;
+  j["uptime_s"] = s.uptime_s;
+  j["stopping"] = s.stopping;
+  json cpu = json::array();
+  for (const auto& c : s.vcpu_cpu) cpu.push_back({{"vcpu", c.index}, {"service", c.service}, {"cpu_s", c.cpu_s}});
+  j["vcpu_cpu"] = cpu;
+  j["hypercalls"] = s.hypercalls;
+  j["invalid_hypercalls"] = s.invalid_hypercalls;
+  j["unhandled_accesses"] = s.unhandled_accesses;
+  j["barrier_waiting"] = s.barrier_waiting;
+  j["barriers_passed"] = s.barriers_passed;
+  return j;
+}
+
+json to_json(const ResizeOutcome& r) {
+  json j{{"ok", r.ok}};
+  if (!r.ok) j["error"] = r.error;
+  if (r.elapsed_ms) j["elapsed_ms"] = *r.elapsed_ms;
+  if (r.target_bytes) j["target_bytes"] = *r.target_bytes;
+  if (r.usable_bytes) j["usable_bytes"] = *r.usable_bytes;
+  if (r.moved_bytes) j["moved_bytes"] = *r.moved_bytes;
+  if (r.actual_bytes) j["actual_bytes"] = *r.actual_bytes;
+  return j;
+}
+
+json VmApiHandler::shutdown() {
+  vm_.shutdown();
+  return {{"ok", true}};
+}
+
+json VmApiHandler::continue_guest() {
+  vm_.continue_guest();
+  return {{"ok", true}};
+}
+
+}  // namespace hvmm::api

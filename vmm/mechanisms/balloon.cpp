@@ -1,0 +1,133 @@
+#include "vmm/mechanisms/balloon.hpp"
+
+#include <fmt/format.h>
+
+#include "vmm/api/size_parse.hpp"
+
+namespace hvmm {
+namespace {
+constexpr uint64_t kPage = virtio::balloon::kPageSize;
+}  // namespace
+
+// Counts what goes back to the host; reported blocks are discarded only in automatic mode.
+class BalloonMechanism::Backend final : public virtio::BalloonBackend {
+ public:
+  explicit Backend(const GuestMemory& mem) : mem_(mem) {}
+  bool discard(uint64_t gpa, uint64_t len, Why why) override {
+    if (why == Why::report && !auto_.load(std::memory_order_relaxed)) {
+      acked_report_bytes.fetch_add(len, std::memory_order_relaxed);
+      return true;  // acknowledged, memory kept: free page reporting is the --auto-reclaim mode
+    }
+    if (!mem_.discard(gpa, len)) return false;
+    (why == Why::inflate ? inflate_bytes : report_bytes).fetch_add(len, std::memory_order_relaxed);
+    return true;
+  }
+  void set_auto(bool on) { auto_.store(on, std::memory_order_relaxed); }
+  bool auto_on() const { return auto_.load(std::memory_order_relaxed); }
+
+  std::atomic<uint64_t> inflate_bytes{0}, report_bytes{0}, acked_report_bytes{0};
+
+ private:
+  const GuestMemory& mem_;
+  std::atomic<bool> auto_{false};
+};
+
+BalloonMechanism::BalloonMechanism(Options opt) : opt_(opt) {}
+
+BalloonMechanism::~BalloonMechanism() { stop(); }
+
+void BalloonMechanism::attach(VmWiring& w) {
+  mem_ = &w.mem;
+  ram_bytes_ = w.mem.ram_bytes();
+  backend_ = std::make_unique<Backend>(w.mem);
+  virtio::Balloon::Options dev_opt;
+  dev_opt.reporting = opt_.reporting;
+  balloon_ = std::make_unique<virtio::Balloon>(w.mem, *backend_, dev_opt);
+  transport_ = &w.devices.add_virtio(*balloon_);
+  w.service_cpus = 1;
+  poller_ = std::thread([this] { stats_poller(); });
+}
+
+void BalloonMechanism::stats_poller() {
+  std::unique_lock lock(poll_mu_);
+  while (!poll_cv_.wait_for(lock, opt_.stats_period, [this] { return stopping_; })) {
+    lock.unlock();
+    balloon_->request_stats();  // hands the buffer back; the driver refills and re-queues it
+    lock.lock();
+  }
+}
+
+api::ResizeOutcome BalloonMechanism::resize(uint64_t target_bytes) {
+  if (target_bytes > ram_bytes_)
+    return api::ResizeOutcome::failure(
+        fmt::format("resize to {}: more than the VM's {} of RAM", format_size(target_bytes), format_size(ram_bytes_)));
+  if (!(transport_->status() & virtio::kStatusDriverOk))
+    return api::ResizeOutcome::failure("the guest's balloon driver is not running (yet)");
+  std::lock_guard guard(resize_mu_);
+  const auto pages = static_cast<uint32_t>((ram_bytes_ - target_bytes) / kPage);
+  const auto start = std::chrono::steady_clock::now();
+  balloon_->set_target_pages(pages);
+  uint32_t last = balloon_->actual_pages();
+  auto last_move = start;
+  for (;;) {
+    const uint32_t actual = balloon_->actual_pages();
+    const auto now = std::chrono::steady_clock::now();
+    if (actual == pages) break;
+    if (actual != last) {
+      last = actual;
+      last_move = now;
+    } else if (now - last_move > opt_.stall_timeout) {
+      auto out = api::ResizeOutcome::failure(fmt::format(
+          "the balloon stopped at {} of {} pages ({} of {} in the balloon) for {} s: the guest is out of memory or its "
+          "driver is stuck",
+          actual, pages, format_size(uint64_t(actual) * kPage), format_size(uint64_t(pages) * kPage),
+          opt_.stall_timeout.count() / 1000));
+      out.actual_bytes = ram_bytes_ - uint64_t(actual) * kPage;
+      return out;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  last_resize_ms_.store(static_cast<uint64_t>(ms), std::memory_order_relaxed);
+  api::ResizeOutcome out;
+  out.ok = true;
+  out.elapsed_ms = ms;
+  out.actual_bytes = ram_bytes_ - uint64_t(pages) * kPage;
+  return out;
+}
+
+api::MechanismStatus BalloonMechanism::status() {
+  return api::BalloonMechanismStatus{.device = balloon_->stats(),
+                                     .ram_bytes = ram_bytes_,
+                                     .driver_ok = (transport_->status() & virtio::kStatusDriverOk) != 0,
+                                     .auto_reclaim = backend_->auto_on(),
+                                     .discarded_inflate_bytes = backend_->inflate_bytes.load(),
+                                     .discarded_report_bytes = backend_->report_bytes.load(),
+                                     .acknowledged_report_bytes = backend_->acked_report_bytes.load(),
+                                     .last_resize_ms = last_resize_ms_.load()};
+}
+
+void BalloonMechanism::start_auto(std::chrono::milliseconds) {
+  // The guest's free page reporting sets the pace (2 s after frees); the period does not apply.
+  if (backend_) backend_->set_auto(true);
+}
+
+std::string BalloonMechanism::status_line() {
+  if (!balloon_) return "balloon";
+  const auto s = balloon_->stats();
+  std::string line = fmt::format("balloon {}", format_size(uint64_t(s.actual_pages) * kPage));
+  if (s.target_pages != s.actual_pages) line += fmt::format(" (target {})", format_size(uint64_t(s.target_pages) * kPage));
+  if (backend_->auto_on()) line += fmt::format(", reported {}", format_size(backend_->report_bytes.load()));
+  return line;
+}
+
+void BalloonMechanism::stop() {
+  {
+    std::lock_guard lock(poll_mu_);
+    stopping_ = true;
+  }
+  poll_cv_.notify_all();
+  if (poller_.joinable()) poller_.join();
+}
+
+}  // namespace hvmm

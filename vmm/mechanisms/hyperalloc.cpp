@@ -1,0 +1,63 @@
+#include "vmm/mechanisms/hyperalloc.hpp"
+
+#include <fmt/format.h>
+
+#include "abi/layout.hpp"
+#include "vmm/api/size_parse.hpp"
+
+namespace hvmm {
+
+void HyperallocMechanism::attach(VmWiring& w) {
+  host_ = std::make_unique<reclaim::HyperallocHost>(w.mem, w.protected_ranges, auto_cfg_);
+  port_ = std::make_unique<HyperallocInstallPort>([host = host_.get()](uint32_t idx) { host->install(idx); });
+  w.devices.add_pio(layout::kHyperallocInstallPorts, *port_);
+  w.devices.hypercalls().set_handler(abi::Hypercall::kHyperallocRegister, [host = host_.get()](const auto& r) {
+    return static_cast<int64_t>(host->register_zone(r.args[0]) ? abi::HypercallStatus::kOk
+                                                               : abi::HypercallStatus::kInvalid);
+  });
+  // The node tells the guest where to ask for installs (and that HyperAlloc is on).
+  w.devices.add_fdt_node([](boot::FdtWriter& fdt) {
+    fdt.begin_node("hyperalloc");
+    fdt.prop_string("compatible", "hvmm,hyperalloc");
+    fdt.prop_u32("hvmm,install-port", layout::kHyperallocInstallPorts.base);
+    fdt.end_node();
+  });
+}
+
+void HyperallocMechanism::start_auto(std::chrono::milliseconds period) { host_->start_auto(period); }
+
+void HyperallocMechanism::stop() {
+  if (host_) host_->stop();
+}
+
+api::ResizeOutcome HyperallocMechanism::resize(uint64_t target_bytes) {
+  auto r = host_->resize(target_bytes);
+  if (!r) return api::ResizeOutcome::failure("the guest has not registered its allocator (yet): nothing to resize");
+  api::ResizeOutcome out;
+  out.ok = r->reached;
+  out.elapsed_ms = std::chrono::duration<double, std::milli>(r->took).count();
+  out.target_bytes = r->target_bytes;
+  out.usable_bytes = r->usable_bytes;
+  out.moved_bytes = r->moved_bytes;
+  if (!r->reached)
+    out.error = fmt::format("reached {} of the {} target: {}", format_size(r->usable_bytes), format_size(target_bytes),
+                            r->note.empty() ? "the guest uses the rest" : r->note);
+  return out;
+}
+
+api::MechanismStatus HyperallocMechanism::status() {
+  reclaim::HyperallocStatus s = host_->status();
+  const uint64_t invalid = port_->invalid_accesses() + s.installs_before_registration;
+  return api::HyperallocMechanismStatus{std::move(s), invalid};
+}
+
+std::string HyperallocMechanism::status_line() {
+  auto* zone = host_->zone();
+  if (!zone) return "hyperalloc: waiting for the guest";
+  auto s = zone->stats();
+  return fmt::format("guest free {} | reclaimed {} (auto {}, resize {}) | installs {}", format_size(s.guest_free_bytes),
+                     format_size(s.soft_bytes + s.hard_bytes), format_size(s.soft_bytes), format_size(s.hard_bytes),
+                     s.installs);
+}
+
+}  // namespace hvmm

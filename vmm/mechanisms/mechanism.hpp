@@ -1,0 +1,50 @@
+// A memory-reclamation mechanism as the VM sees it: hyperalloc (the default), the classic
+// virtio-balloon + free page reporting (the baseline), or none. A mechanism is its devices (added
+// through the DeviceManager), the guest's driver for them, and this object; adding one needs no
+// edit to the VM (ARCHITECTURE.md, "Adding a device or a mechanism").
+//
+// The VM attaches it before the vCPUs exist, forwards `resize` and `status` from the control API to
+// it (typed: vmm/api/vm_api.hpp), and starts its automatic mode for --auto-reclaim.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "memory/guest_memory.hpp"
+#include "reclaim/registration.hpp"
+#include "vmm/api/vm_api.hpp"
+#include "vmm/device_manager.hpp"
+
+namespace hvmm {
+
+// What a mechanism may add to the VM while it is being built.
+struct VmWiring {
+  const GuestMemory& mem;
+  DeviceManager& devices;     // ports, virtio slots, FDT nodes, the hypercall table
+  unsigned workload_cpus;     // vCPUs that run the workload
+  unsigned service_cpus = 0;  // a mechanism may ask for extra vCPUs that run guest drivers
+  // Kernel image and boot data: a mechanism must never let the guest point the host at them.
+  std::vector<reclaim::GpaRange> protected_ranges = {};
+};
+
+class ReclaimMechanism {
+ public:
+  virtual ~ReclaimMechanism() = default;
+  virtual const char* name() const = 0;
+  // Adds devices, FDT nodes and hypercall handlers. Called once, before any vCPU exists.
+  virtual void attach(VmWiring& w) = 0;
+  // Thread-safe, never blocks behind a running resize.
+  virtual api::MechanismStatus status() = 0;
+  // Sets the guest's usable memory; blocks until reached or failed.
+  virtual api::ResizeOutcome resize(uint64_t target_bytes) = 0;
+  // Starts automatic reclamation (period: how often it looks). Called at most once, from the VMM's
+  // main thread before the vCPUs start.
+  virtual void start_auto(std::chrono::milliseconds period) = 0;
+  // A few words for the live status line, e.g. "reclaimed 1.2 GiB, 14 installs".
+  virtual std::string status_line() = 0;
+  // Stops background work; called before the VM is torn down.
+  virtual void stop() = 0;
+};
+
+}  // namespace hvmm
