@@ -64,8 +64,7 @@ extern "C" [[noreturn]] void _start() {
     if (r.ok()) sink += static_cast<uint64_t>(a.put(order % 2, r.frame, order));
   }
   const SharedView v = a.shared();
-  const host::Found h = host::find_and_hard_reclaim(v, 0);
-  sink += host::return_huge(v, h.huge_idx) + host::find_and_soft_reclaim(v, 3).huge_idx + host::clear_reclaimed(v, 3);
+  sink += host::hard_reclaim(v, 5) + host::return_huge(v, 5) + host::soft_reclaim(v, 3) + host::clear_reclaimed(v, 3);
   sink += a.check().ok() + a.free_frames() + a.free_huge() + host::shared_free_frames(v);
   uint64_t buf[4];
   sink += bench::alloc_free_loop(a, 0, 0, buf, 4, 2, fake_clock, nullptr).pairs;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Tunes hvmm's auto-reclaim defaults (period, aging) from measurements (DESIGN.md §5).
+"""Tunes hvmm's auto-reclaim defaults (period, aging) from measurements (ARCHITECTURE.md, "One frame's life").
 
 For every period x age, two workloads run in an 8 GiB, 2-vCPU VM (plus the bursty one without
 auto-reclaim, before and after the sweep, as the baseline):

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The artifact's benchmark driver (DESIGN.md §7), as in the reference's run.py:
+"""The artifact's benchmark driver (ARCHITECTURE.md, "Benchmarks"), as in the reference's run.py:
 
     bench/run.py bench-plot inflate --short     # run, then draw the plots
     bench/run.py bench inflate                  # run only

@@ -1,5 +1,5 @@
 // LLFree, the guest side: a lock-free page-frame allocator whose state lives in caller memory that
-// the host may read and change with the operations of llfree_host.hpp (DESIGN.md §4, §5).
+// the host may read and change with the operations of llfree_host.hpp (ARCHITECTURE.md, "The shared allocator" and "One frame's life").
 //
 //   Sizes s = LLFree::sizes(frames, cpus);           // bytes + alignment of the four arrays
 //   LLFree a; a.init(cpus, frames, trees, children, bitfield, locals);   // all frames free
@@ -129,19 +129,17 @@ class LLFree {
     const uint64_t c = frame / kFramesPerChild;
     if (order < kHugeOrder) {
       if (!bits::clear(v_.bitfield[c], static_cast<unsigned>(frame % kFramesPerChild), order)) return Error::kDoubleFree;
-      auto a = v_.children[c].atomic();
-      uint16_t w = a.load(std::memory_order_relaxed);
-      while (!a.compare_exchange_weak(w, static_cast<uint16_t>(w + n), std::memory_order_acq_rel, std::memory_order_relaxed)) {
-      }
+      // Cannot fail for a consistent word: the bits just cleared were counted as allocated.
+      if (!atomic_update(v_.children[c].atomic(), [n](uint16_t w, uint16_t& out) { return Child::give(w, n, out); }))
+        return Error::kInvalid;
     } else {
       if (!unhuge_checked(c)) return Error::kDoubleFree;
       if (order == kMaxOrder && !unhuge_checked(c + 1)) {
         // Undo the first half: it was ours, the pair as a whole was not.
-        auto a = v_.children[c].atomic();
-        uint16_t w = a.load(std::memory_order_relaxed);
-        while (!a.compare_exchange_weak(w, Child::make(0, true, Child::reclaimed_of(w)), std::memory_order_acq_rel,
-                                        std::memory_order_relaxed)) {
-        }
+        atomic_update(v_.children[c].atomic(), [](uint16_t w, uint16_t& out) {
+          out = Child::make(0, true, Child::reclaimed_of(w));
+          return true;
+        });
         return Error::kDoubleFree;
       }
     }
@@ -170,7 +168,7 @@ class LLFree {
     uint64_t n = 0;
     for (uint64_t c = 0; c < v_.children_count(); ++c) {
       const uint16_t w = v_.children[c].atomic().load(std::memory_order_relaxed);
-      n += (Child::free_of(w) == kFramesPerChild && !Child::huge_of(w)) ? 1 : 0;
+      n += Child::wholly_free(w) ? 1 : 0;
     }
     return n;
   }
@@ -212,29 +210,17 @@ class LLFree {
 
   // Claims a whole child (free=512, !huge) as huge; reports its reclaimed flag.
   bool claim_huge(uint64_t c, bool allow_reclaimed, bool& reclaimed) {
-    auto a = v_.children[c].atomic();
-    uint16_t w = a.load(std::memory_order_relaxed);
-    while (fits(w, kHugeOrder, allow_reclaimed)) {
-      if (a.compare_exchange_weak(w, Child::make(0, true, Child::reclaimed_of(w)), std::memory_order_acq_rel,
-                                  std::memory_order_relaxed)) {
-        reclaimed = Child::reclaimed_of(w);
-        return true;
-      }
-    }
-    return false;
+    uint16_t old;
+    if (!atomic_update(v_.children[c].atomic(), old, [allow_reclaimed](uint16_t w, uint16_t& out) {
+          return fits(w, kHugeOrder, allow_reclaimed) && Child::to_huge(w, out);
+        }))
+      return false;
+    reclaimed = Child::reclaimed_of(old);
+    return true;
   }
 
   // put() of a huge child: huge, free=0 -> free=512, !huge (reclaimed kept). False if not huge.
-  bool unhuge_checked(uint64_t c) {
-    auto a = v_.children[c].atomic();
-    uint16_t w = a.load(std::memory_order_relaxed);
-    while (Child::huge_of(w) && Child::free_of(w) == 0) {
-      if (a.compare_exchange_weak(w, Child::make(kFramesPerChild, false, Child::reclaimed_of(w)),
-                                  std::memory_order_acq_rel, std::memory_order_relaxed))
-        return true;
-    }
-    return false;
-  }
+  bool unhuge_checked(uint64_t c) { return atomic_update(v_.children[c].atomic(), Child::from_huge); }
 
   // Finds the frames inside tree t, whose tree-level count of 2^order was already taken by the caller.
   bool get_in_tree(unsigned cpu, uint64_t t, unsigned order, bool allow_reclaimed, Result& r) {
@@ -256,21 +242,15 @@ class LLFree {
         if (!claim_huge(c, allow_reclaimed, reclaimed)) continue;
       } else {
         auto a = v_.children[c].atomic();
-        uint16_t w = a.load(std::memory_order_relaxed);
-        bool taken = false;
-        while (fits(w, order, allow_reclaimed)) {
-          if (a.compare_exchange_weak(w, static_cast<uint16_t>(w - n), std::memory_order_acq_rel, std::memory_order_relaxed)) {
-            taken = true;
-            break;
-          }
-        }
-        if (!taken) continue;
-        reclaimed = Child::reclaimed_of(w);
+        uint16_t old;
+        if (!atomic_update(a, old, [order, n, allow_reclaimed](uint16_t w, uint16_t& out) {
+              return fits(w, order, allow_reclaimed) && Child::take(w, n, out);
+            }))
+          continue;
+        reclaimed = Child::reclaimed_of(old);
         const int bit = bits::set_first(v_.bitfield[c], order);
         if (bit < 0) {  // counter said yes, bits are fragmented: give the count back
-          w = a.load(std::memory_order_relaxed);
-          while (!a.compare_exchange_weak(w, static_cast<uint16_t>(w + n), std::memory_order_acq_rel, std::memory_order_relaxed)) {
-          }
+          atomic_update(a, [n](uint16_t w, uint16_t& out) { return Child::give(w, n, out); });
           continue;
         }
         r.frame = c * kFramesPerChild + static_cast<uint64_t>(bit);
@@ -286,15 +266,15 @@ class LLFree {
 
   // Takes n frames of count from a reservation (own or another CPU's); returns the tree.
   static bool take_local(Local& l, uint64_t n, uint64_t& tree) {
-    auto a = l.res_atomic();
-    uint64_t r = a.load(std::memory_order_acquire);
-    while (Local::valid_of(r) && Local::free_of(r) >= n) {
-      if (a.compare_exchange_weak(r, r - n, std::memory_order_acq_rel, std::memory_order_acquire)) {
-        tree = Local::tree_of(r);
-        return true;
-      }
-    }
-    return false;
+    uint64_t old;
+    if (!atomic_update(l.res_atomic(), old, [n](uint64_t r, uint64_t& out) {
+          if (!Local::valid_of(r) || Local::free_of(r) < n) return false;
+          out = r - n;
+          return true;
+        }))
+      return false;
+    tree = Local::tree_of(old);
+    return true;
   }
 
   // Moves frames freed into the CPU's reserved tree (tree counter) into its reservation.
@@ -303,29 +283,29 @@ class LLFree {
     uint64_t r = la.load(std::memory_order_acquire);
     if (!Local::valid_of(r)) return false;
     const uint64_t t = Local::tree_of(r);
-    auto ta = v_.trees[t].atomic();
-    uint16_t w = ta.load(std::memory_order_relaxed);
-    do {
-      if (!Tree::reserved_of(w) || Tree::free_of(w) == 0) return false;
-    } while (!ta.compare_exchange_weak(w, Tree::with_free(w, 0), std::memory_order_acq_rel, std::memory_order_relaxed));
+    uint16_t w;
+    if (!atomic_update(v_.trees[t].atomic(), w, [](uint16_t old, uint16_t& out) {
+          if (!Tree::reserved_of(old) || Tree::free_of(old) == 0) return false;
+          out = Tree::with_free(old, 0);
+          return true;
+        }))
+      return false;
     const uint64_t got = Tree::free_of(w);
-    r = la.load(std::memory_order_acquire);
-    while (Local::valid_of(r) && Local::tree_of(r) == t) {
-      if (la.compare_exchange_weak(r, r + got, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
-    }
+    if (atomic_update(la, [t, got](uint64_t res, uint64_t& out) {
+          if (!Local::valid_of(res) || Local::tree_of(res) != t) return false;
+          out = res + got;
+          return true;
+        }))
+      return true;
     detail::tree_add(v_.trees[t], got);  // reservation changed meanwhile: the count goes home
     return false;
   }
 
   void unreserve(uint64_t t, uint64_t count) {
-    auto a = v_.trees[t].atomic();
-    uint16_t w = a.load(std::memory_order_relaxed);
-    for (;;) {
-      uint64_t f = Tree::free_of(w) + count;
-      if (f > kFramesPerTree) f = kFramesPerTree;
-      const uint16_t nw = static_cast<uint16_t>(Tree::with_free(w, f) & ~Tree::kReserved);
-      if (a.compare_exchange_weak(w, nw, std::memory_order_acq_rel, std::memory_order_relaxed)) return;
-    }
+    atomic_update(v_.trees[t].atomic(), [count](uint16_t w, uint16_t& out) {
+      out = static_cast<uint16_t>(Tree::added(w, count) & ~Tree::kReserved);
+      return true;
+    });
   }
 
   // Step 1: the CPU's reserved tree (syncing frames freed into it once).
@@ -360,6 +340,7 @@ class LLFree {
         if (Tree::reserved_of(w) || f < n) continue;
         if (sweep == 0 && (f == cap || f < cap / 16)) continue;
         if (!tree_has_candidate(t, order, allow_reclaimed)) continue;
+        // One try, not atomic_update: if the tree changed since it was judged, the search moves on.
         if (!ta.compare_exchange_strong(w, static_cast<uint16_t>(Tree::with_free(w, 0) | Tree::kReserved),
                                         std::memory_order_acq_rel, std::memory_order_relaxed))
           continue;

@@ -1,8 +1,10 @@
-// HyperAlloc host operations (DESIGN.md §5): pure functions over the SHARED arrays only. The host
-// owns no per-CPU state and trusts nothing it reads: every operation is one or two CASes that check
-// the exact precondition in the same 16-bit word the guest's allocations change, so whichever CAS
-// lands first wins. The caller serialises host operations (a per-zone host mutex) and keeps its
-// own INSTALLED/SOFT/HARD table; these functions only change the shared words. Freestanding.
+// HyperAlloc host operations (ARCHITECTURE.md, "One frame's life"): functions over the SHARED
+// arrays only. The host owns no per-CPU state and trusts nothing it reads: every operation is one
+// or two CASes that check the exact precondition in the same 16-bit word the guest's allocations
+// change, so whichever CAS lands first wins (the transitions and the CAS loop are
+// llfree_words.hpp's, shared with the guest). The caller serialises host operations (a per-zone
+// host mutex) and keeps its own INSTALLED/SOFT/HARD table; these functions only change the shared
+// words. Freestanding.
 //
 //   hard_reclaim    child free=512,!huge -> free=0,huge,reclaimed; tree -512 (fails if reserved)
 //   return_huge     child huge,reclaimed,free=0 -> free=512,!huge,reclaimed; tree +512
@@ -16,11 +18,6 @@
 
 namespace hvmm::alloc::host {
 
-struct Found {
-  bool ok = false;
-  uint64_t huge_idx = 0;  // child index = 2 MiB frame number within the zone
-};
-
 inline bool tree_unreserved(SharedView v, uint64_t idx) {
   return !Tree::reserved_of(v.trees[idx / kChildrenPerTree].atomic().load(std::memory_order_relaxed));
 }
@@ -28,80 +25,39 @@ inline bool tree_unreserved(SharedView v, uint64_t idx) {
 inline bool hard_reclaim(SharedView v, uint64_t idx) {
   if (!v.valid() || idx >= v.children_count()) return false;
   auto a = v.children[idx].atomic();
-  uint16_t w = a.load(std::memory_order_relaxed);
-  if (Child::free_of(w) != kFramesPerChild || Child::huge_of(w)) return false;
+  if (!Child::wholly_free(a.load(std::memory_order_relaxed))) return false;  // before touching the tree
   Tree& tree = v.trees[idx / kChildrenPerTree];
   // Take the count first, like a guest allocation, so no guest CPU can count these frames.
   if (!detail::tree_take(tree, kFramesPerChild, true)) return false;
-  while (Child::free_of(w) == kFramesPerChild && !Child::huge_of(w)) {
-    if (a.compare_exchange_weak(w, Child::make(0, true, true), std::memory_order_acq_rel, std::memory_order_relaxed))
-      return true;
-  }
+  if (atomic_update(a, [](uint16_t w, uint16_t& out) {
+        if (!Child::wholly_free(w)) return false;
+        out = Child::make(0, true, true);
+        return true;
+      }))
+    return true;
   detail::tree_add(tree, kFramesPerChild);
   return false;
 }
 
 inline bool return_huge(SharedView v, uint64_t idx) {
   if (!v.valid() || idx >= v.children_count()) return false;
-  auto a = v.children[idx].atomic();
-  uint16_t w = a.load(std::memory_order_relaxed);
-  while (Child::huge_of(w) && Child::reclaimed_of(w) && Child::free_of(w) == 0) {
-    if (a.compare_exchange_weak(w, Child::make(kFramesPerChild, false, true), std::memory_order_acq_rel,
-                                std::memory_order_relaxed)) {
-      detail::tree_add(v.trees[idx / kChildrenPerTree], kFramesPerChild);
-      return true;
-    }
-  }
-  return false;
+  if (!atomic_update(v.children[idx].atomic(), [](uint16_t w, uint16_t& out) {
+        if (!Child::reclaimed_of(w)) return false;  // only what the host took: hard-reclaimed
+        return Child::from_huge(w, out);
+      }))
+    return false;
+  detail::tree_add(v.trees[idx / kChildrenPerTree], kFramesPerChild);
+  return true;
 }
 
 inline bool soft_reclaim(SharedView v, uint64_t idx) {
   if (!v.valid() || idx >= v.children_count() || !tree_unreserved(v, idx)) return false;
-  auto a = v.children[idx].atomic();
-  uint16_t w = a.load(std::memory_order_relaxed);
-  while (Child::free_of(w) == kFramesPerChild && !Child::huge_of(w) && !Child::reclaimed_of(w)) {
-    if (a.compare_exchange_weak(w, static_cast<uint16_t>(w | Child::kReclaimed), std::memory_order_acq_rel,
-                                std::memory_order_relaxed))
-      return true;
-  }
-  return false;
+  return atomic_update(v.children[idx].atomic(), Child::set_reclaimed);
 }
 
 inline bool clear_reclaimed(SharedView v, uint64_t idx) {
   if (!v.valid() || idx >= v.children_count()) return false;
-  auto a = v.children[idx].atomic();
-  uint16_t w = a.load(std::memory_order_relaxed);
-  while (Child::reclaimed_of(w)) {
-    if (a.compare_exchange_weak(w, static_cast<uint16_t>(w & ~Child::kReclaimed), std::memory_order_acq_rel,
-                                std::memory_order_relaxed))
-      return true;
-  }
-  return false;
-}
-
-// Scans all children from start_hint (wrapping) for one the operation accepts.
-inline Found find_and_hard_reclaim(SharedView v, uint64_t start_hint) {
-  if (!v.valid()) return {};
-  const uint64_t n = v.children_count();
-  for (uint64_t i = 0; i < n; ++i) {
-    const uint64_t idx = (start_hint + i) % n;
-    const uint16_t w = v.children[idx].atomic().load(std::memory_order_relaxed);
-    if (Child::free_of(w) == kFramesPerChild && !Child::huge_of(w) && tree_unreserved(v, idx) && hard_reclaim(v, idx))
-      return {true, idx};
-  }
-  return {};
-}
-
-inline Found find_and_soft_reclaim(SharedView v, uint64_t start_hint) {
-  if (!v.valid()) return {};
-  const uint64_t n = v.children_count();
-  for (uint64_t i = 0; i < n; ++i) {
-    const uint64_t idx = (start_hint + i) % n;
-    const uint16_t w = v.children[idx].atomic().load(std::memory_order_relaxed);
-    if (Child::free_of(w) == kFramesPerChild && !Child::huge_of(w) && !Child::reclaimed_of(w) && soft_reclaim(v, idx))
-      return {true, idx};
-  }
-  return {};
+  return atomic_update(v.children[idx].atomic(), Child::clear_reclaimed);
 }
 
 // Free frames as the host sees them: the shared tree counters (guest CPU reservations excluded).

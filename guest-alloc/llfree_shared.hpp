@@ -35,36 +35,26 @@ struct SharedView {
 
 namespace detail {
 
-// Adds n to a tree's free counter (never overflowing into the flag bits, whatever the guest wrote).
+// Adds n to a tree's free counter (saturating: never into the flag bits, whatever the guest wrote).
 inline void tree_add(Tree& tree, uint64_t n) {
-  auto a = tree.atomic();
-  uint16_t w = a.load(std::memory_order_relaxed);
-  for (;;) {
-    uint64_t f = Tree::free_of(w) + n;
-    if (f > kFramesPerTree) f = kFramesPerTree;
-    if (a.compare_exchange_weak(w, Tree::with_free(w, f), std::memory_order_acq_rel, std::memory_order_relaxed)) return;
-  }
+  atomic_update(tree.atomic(), [n](uint16_t w, uint16_t& out) {
+    out = Tree::added(w, n);
+    return true;
+  });
 }
 
 // Takes n from a tree's free counter; with `unreserved_only`, fails if a guest CPU reserved the tree.
 inline bool tree_take(Tree& tree, uint64_t n, bool unreserved_only) {
-  auto a = tree.atomic();
-  uint16_t w = a.load(std::memory_order_relaxed);
-  for (;;) {
-    if (Tree::free_of(w) < n || (unreserved_only && Tree::reserved_of(w))) return false;
-    if (a.compare_exchange_weak(w, Tree::with_free(w, Tree::free_of(w) - n), std::memory_order_acq_rel,
-                                std::memory_order_relaxed))
-      return true;
-  }
+  return atomic_update(tree.atomic(),
+                       [n, unreserved_only](uint16_t w, uint16_t& out) { return Tree::take(w, n, unreserved_only, out); });
 }
 
 // Returns a whole child that was claimed as huge to free (keeping its reclaimed flag).
 inline void child_unhuge(Child& child) {
-  auto a = child.atomic();
-  uint16_t w = a.load(std::memory_order_relaxed);
-  while (!a.compare_exchange_weak(w, Child::make(kFramesPerChild, false, Child::reclaimed_of(w)),
-                                  std::memory_order_acq_rel, std::memory_order_relaxed)) {
-  }
+  atomic_update(child.atomic(), [](uint16_t w, uint16_t& out) {
+    out = Child::make(kFramesPerChild, false, Child::reclaimed_of(w));
+    return true;
+  });
 }
 
 }  // namespace detail

@@ -1,7 +1,17 @@
-// The words the guest allocator shares with the host (LLFree layout, DESIGN.md §4).
+// The words the guest allocator shares with the host (LLFree layout; ARCHITECTURE.md, "The shared
+// allocator").
 //
 // Both sides access them only through std::atomic_ref on these exact words; no 128-bit atomics
 // (the nested KVM emulator fails on cmpxchg16b). Freestanding: no libc, no heap.
+//
+// As in llfree-c's child.h: each change of a word is a pure transition (old word -> new word, or
+// "does not apply"), and atomic_update() is the one CAS loop that applies it. Guest and host use
+// the same predicates and transitions, so "free" or "reclaimable" means the same on both sides.
+//
+// The reclaimed bit has one name everywhere: Child::kReclaimed. Set, it says the host may have
+// taken the frame's backing memory (soft reclaim: the frame is still the guest's; hard reclaim:
+// huge and taken out of the guest's free count), so a guest allocation that lands in it must ask
+// the host to install the frame first.
 #pragma once
 #include <atomic>
 #include <cstddef>
@@ -9,6 +19,25 @@
 #include <type_traits>
 
 namespace hvmm::alloc {
+
+// The one CAS loop. `next(old, out)` is a pure transition: it writes the new word to `out` and
+// returns true, or returns false when it does not apply to `old` (a precondition failed). Retries
+// until the CAS lands or the transition stops applying; `old` ends as the word it saw last (the one
+// replaced, on success).
+template <class W, class Next>
+inline bool atomic_update(std::atomic_ref<W> a, W& old, Next next) {
+  old = a.load(std::memory_order_acquire);
+  for (;;) {
+    W nw;
+    if (!next(old, nw)) return false;
+    if (a.compare_exchange_weak(old, nw, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
+  }
+}
+template <class W, class Next>
+inline bool atomic_update(std::atomic_ref<W> a, Next next) {
+  W old;
+  return atomic_update(a, old, next);
+}
 
 inline constexpr unsigned kFrameShift = 12;        // 4 KiB base frames
 inline constexpr unsigned kHugeOrder = 9;          // 2 MiB = 512 frames = one child
@@ -30,8 +59,44 @@ struct Child {
   static constexpr uint16_t free_of(uint16_t w) { return w & kFreeMask; }
   static constexpr bool huge_of(uint16_t w) { return (w & kHuge) != 0; }
   static constexpr bool reclaimed_of(uint16_t w) { return (w & kReclaimed) != 0; }
-  static constexpr uint16_t make(uint16_t free, bool huge, bool reclaimed) {
+  static constexpr uint16_t make(uint64_t free, bool huge, bool reclaimed) {
     return static_cast<uint16_t>((free & kFreeMask) | (huge ? kHuge : 0) | (reclaimed ? kReclaimed : 0));
+  }
+  // All 512 frames free and not allocated as one huge page: the host may reclaim it.
+  static constexpr bool wholly_free(uint16_t w) { return free_of(w) == kFramesPerChild && !huge_of(w); }
+  // Wholly free and still backed: what soft reclaim and the auto-reclaim scan look for.
+  static constexpr bool idle(uint16_t w) { return wholly_free(w) && !reclaimed_of(w); }
+
+  // Transitions (see atomic_update). The reclaimed bit is kept unless the transition is about it.
+  static constexpr bool take(uint16_t w, uint64_t n, uint16_t& out) {  // n frames allocated
+    if (free_of(w) < n || huge_of(w)) return false;
+    out = static_cast<uint16_t>(w - n);
+    return true;
+  }
+  static constexpr bool give(uint16_t w, uint64_t n, uint16_t& out) {  // n frames freed
+    if (free_of(w) + n > kFramesPerChild) return false;
+    out = static_cast<uint16_t>(w + n);
+    return true;
+  }
+  static constexpr bool to_huge(uint16_t w, uint16_t& out) {  // wholly free -> one huge allocation
+    if (!wholly_free(w)) return false;
+    out = make(0, true, reclaimed_of(w));
+    return true;
+  }
+  static constexpr bool from_huge(uint16_t w, uint16_t& out) {  // a huge allocation freed
+    if (!huge_of(w) || free_of(w) != 0) return false;
+    out = make(kFramesPerChild, false, reclaimed_of(w));
+    return true;
+  }
+  static constexpr bool set_reclaimed(uint16_t w, uint16_t& out) {  // soft reclaim (the host)
+    if (!idle(w)) return false;
+    out = static_cast<uint16_t>(w | kReclaimed);
+    return true;
+  }
+  static constexpr bool clear_reclaimed(uint16_t w, uint16_t& out) {  // installed (the host)
+    if (!reclaimed_of(w)) return false;
+    out = static_cast<uint16_t>(w & ~kReclaimed);
+    return true;
   }
   std::atomic_ref<uint16_t> atomic() { return std::atomic_ref<uint16_t>(word); }
 };
@@ -53,6 +118,17 @@ struct Tree {
   static constexpr unsigned kind_of(uint16_t w) { return w >> kKindShift; }
   static constexpr uint16_t with_free(uint16_t w, uint64_t free) {
     return static_cast<uint16_t>((w & ~kFreeMask) | (free & kFreeMask));
+  }
+  // Transitions (see atomic_update).
+  static constexpr bool take(uint16_t w, uint64_t n, bool unreserved_only, uint16_t& out) {
+    if (free_of(w) < n || (unreserved_only && reserved_of(w))) return false;
+    out = with_free(w, free_of(w) - n);
+    return true;
+  }
+  // Adds n, saturating at a full tree (whatever the guest wrote, never into the flag bits).
+  static constexpr uint16_t added(uint16_t w, uint64_t n) {
+    const uint64_t f = free_of(w) + n;
+    return with_free(w, f > kFramesPerTree ? kFramesPerTree : f);
   }
   std::atomic_ref<uint16_t> atomic() { return std::atomic_ref<uint16_t>(word); }
 };

@@ -69,8 +69,8 @@ void mem_install(uint64_t huge_idx) {
 int mem_install_port() { return g_install_port; }
 
 // A block whose allocation said `reclaimed` is about to be used: with HyperAlloc the host installs
-// the frame; otherwise the flag was our own cold mark (see mem_init) and we just drop it.
-static void warm_up(uint64_t huge_idx) {
+// the frame (it clears the bit); otherwise we set the bit ourselves (see mem_init) and clear it.
+static void reuse_reclaimed(uint64_t huge_idx) {
   if (g_install_port >= 0) mem_install(huge_idx);
   else hvmm::alloc::host::clear_reclaimed(g_alloc.shared(), huge_idx);
 }
@@ -115,10 +115,10 @@ void mem_init(const BootInfo& boot) {
   if (strstr(boot.bootargs, "hvmm.no_register")) g_install_port = -1;
   if (g_install_port >= 0) register_with_host();
 
-  // Without HyperAlloc the `reclaimed` flag is the guest's own: it marks huge frames as cold (never
-  // touched, or handed to the host by free page reporting), and LLFree's preference for frames
-  // without the flag then makes the guest reuse resident memory first, as Linux's allocator prefers
-  // hot pages and queues reported ones last. With HyperAlloc the flag belongs to the host.
+  // Without HyperAlloc the `reclaimed` bit is the guest's own: it marks huge frames whose memory the
+  // host has (never touched, or handed back by free page reporting), and LLFree's preference for
+  // frames without the bit then makes the guest reuse resident memory first, as Linux's allocator
+  // prefers hot pages and queues reported ones last. With HyperAlloc the bit belongs to the host.
   if (g_install_port < 0) {
     auto v = g_alloc.shared();
     for (uint64_t h = 0; h < v.children_count(); h++) hvmm::alloc::host::soft_reclaim(v, h);
@@ -134,7 +134,7 @@ bool mem_alloc(unsigned order, uint64_t& frame) {
   frame = r.frame;
   for (auto [h, last] = huge_span(r.frame, order); h <= last; h++) {
     clear_reported(h);
-    if (r.reclaimed) warm_up(h);
+    if (r.reclaimed) reuse_reclaimed(h);
   }
   return true;
 }
@@ -160,12 +160,12 @@ bool mem_isolate_huge(uint64_t& frame, bool& reported) {
   frame = r.frame;
   const uint64_t h = r.frame / kFramesPerChild;
   reported = g_reported && (std::atomic_ref<uint64_t>(g_reported[h / 64]).load(std::memory_order_relaxed) >> (h % 64)) & 1;
-  if (r.reclaimed) warm_up(h);
+  if (r.reclaimed) reuse_reclaimed(h);
   return true;
 }
 
-void mem_mark_cold(uint64_t huge_idx) {
-  // Best effort: only a wholly free frame in an unreserved tree takes the mark.
+void mem_mark_reclaimed(uint64_t huge_idx) {
+  // Best effort: only a wholly free frame in an unreserved tree takes the bit.
   if (g_install_port < 0) hvmm::alloc::host::soft_reclaim(g_alloc.shared(), huge_idx);
 }
 

@@ -30,9 +30,9 @@ hvmm::abi::hyperalloc::Registration mem_registration();
 // Asks the host to install one 2 MiB frame (no-op without a registered hyperalloc device).
 void mem_install(uint64_t huge_idx);
 int mem_install_port();
-// Without HyperAlloc: marks a wholly free huge frame as cold (its memory was given to the host), so
-// the allocator uses it only after resident memory.
-void mem_mark_cold(uint64_t huge_idx);
+// Without HyperAlloc: sets the `reclaimed` bit of a wholly free huge frame whose memory was given
+// to the host, so the allocator uses it only after resident memory.
+void mem_mark_reclaimed(uint64_t huge_idx);
 hvmm::alloc::LLFree& allocator();
 
 inline void* frame_ptr(uint64_t frame) { return reinterpret_cast<void*>(frame * kPageSize); }

@@ -152,13 +152,12 @@ uint32_t step_stats(const StepArgs& a) {
   if (a.argc != 1) return step_usage(a, "stats");
   if (a.dry) return 0;
   uint64_t free = mem_free_bytes();
-  // Free huge frames split by the `reclaimed` flag: the host's (HyperAlloc) or our cold mark.
+  // Free huge frames with the `reclaimed` bit set (by the host with HyperAlloc, by us without).
   auto v = allocator().shared();
   uint64_t flagged = 0;
   for (uint64_t c = 0; c < v.children_count(); c++) {
     uint16_t w = v.children[c].atomic().load(std::memory_order_relaxed);
-    flagged += hvmm::alloc::Child::free_of(w) == hvmm::alloc::kFramesPerChild && !hvmm::alloc::Child::huge_of(w) &&
-               hvmm::alloc::Child::reclaimed_of(w);
+    flagged += hvmm::alloc::Child::wholly_free(w) && hvmm::alloc::Child::reclaimed_of(w);
   }
   kprintf("free=%lu used=%lu huge_free=%lu huge_free_flagged=%lu\n", free,
           a.boot->ram_bytes > free ? a.boot->ram_bytes - free : 0, mem_free_huge(), flagged);

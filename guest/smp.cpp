@@ -24,12 +24,21 @@ unsigned cpu_count() { return g_cpus; }
 
 void smp_init(unsigned cpus) {
   g_cpus = cpus ? cpus : 1;
-  for (unsigned tries = 0; load(g_online) != g_cpus - 1; tries++) {
-    if (tries == 5) {
-      kprintf("smp: only %u of %u CPUs came up\n", load(g_online) + 1, g_cpus);
+  // Give up only after a stall: every AP's wake() ends our wait, and with many vCPUs sharing few
+  // host cores (ring-0 set-up is emulated) they arrive slowly, so a count of waits means nothing.
+  constexpr uint64_t kStall = 10 * kSecond;
+  uint32_t seen = load(g_online);
+  uint64_t progress_at = host_now_ns();
+  for (uint32_t n; (n = load(g_online)) != g_cpus - 1;) {
+    const uint64_t now = host_now_ns();
+    if (n != seen) {
+      seen = n;
+      progress_at = now;
+    } else if (now - progress_at > kStall) {
+      kprintf("smp: only %u of %u CPUs came up\n", n + 1, g_cpus);
       panic("smp: CPUs missing");
     }
-    wait_on(&g_online, load(g_online), kSecond);
+    wait_on(&g_online, n, kSecond);
   }
 }
 

@@ -29,7 +29,7 @@ void GuestMemory::map(uint64_t bytes) {
   auto aligned = (reinterpret_cast<uintptr_t>(raw_) + kHuge - 1) & ~(kHuge - 1);
   base_ = reinterpret_cast<uint8_t*>(aligned);
   map_size_ = bytes;
-  // Best effort: without THP everything still works, only slower (DESIGN.md §3).
+  // Best effort: without THP everything still works, only slower (ARCHITECTURE.md, "The built-in guest").
   madvise(base_, map_size_, MADV_HUGEPAGE);
 }
 
@@ -75,13 +75,6 @@ const MemRegion* GuestMemory::find(uint64_t gpa, uint64_t len) const {
 uint8_t* GuestMemory::hva(uint64_t gpa, uint64_t len) const {
   auto* r = find(gpa, len);
   return r ? r->hva + (gpa - r->gpa) : nullptr;
-}
-
-uint64_t GuestMemory::gpa_of(const void* p) const {
-  auto* b = static_cast<const uint8_t*>(p);
-  for (auto& r : regions_)
-    if (b >= r.hva && b < r.hva + r.size) return r.gpa + static_cast<uint64_t>(b - r.hva);
-  return ~uint64_t{0};
 }
 
 bool GuestMemory::read(uint64_t gpa, void* dst, uint64_t len) const {

@@ -41,8 +41,6 @@ class GuestMemory {
   bool contains(uint64_t gpa, uint64_t len) const { return find(gpa, len) != nullptr; }
   // Host pointer for [gpa, gpa+len), or nullptr when any byte is outside RAM.
   uint8_t* hva(uint64_t gpa, uint64_t len) const;
-  // Guest-physical address of a host pointer into guest RAM, or ~0 when it is not one.
-  uint64_t gpa_of(const void* p) const;
 
   // Bounds-checked copies; false (nothing copied) when the range is not wholly in RAM.
   bool read(uint64_t gpa, void* dst, uint64_t len) const;

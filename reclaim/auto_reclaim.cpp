@@ -53,8 +53,7 @@ uint64_t AutoReclaim::scan_once() {
   for (uint64_t i = 0; i < z.huge_frames && !stop_requested(); ++i) {
     const uint16_t w = z.view.children[i].atomic().load(std::memory_order_relaxed);
     const uint16_t t = z.view.trees[i / alloc::kChildrenPerTree].atomic().load(std::memory_order_relaxed);
-    const bool idle = Child::free_of(w) == alloc::kFramesPerChild && !Child::huge_of(w) && !Child::reclaimed_of(w) &&
-                      !Tree::reserved_of(t);
+    const bool idle = Child::idle(w) && !Tree::reserved_of(t);  // what soft_reclaim's CAS will require
     if (!idle) {
       age_[i] = 0;
       continue;

@@ -1,4 +1,4 @@
-// The host's private 2-bit state per huge frame (DESIGN.md §5), packed four to a byte, with a live
+// The host's private 2-bit state per huge frame (ARCHITECTURE.md, "One frame's life"), packed four to a byte, with a live
 // count per state. Not thread-safe: ZoneState guards it with its zone mutex (the counts are atomics
 // only so that statistics can be read without that mutex).
 #pragma once

@@ -87,7 +87,7 @@ ResizeResult ZoneState::resize(uint64_t target) {
 bool ZoneState::looks_free(uint64_t idx) const {
   // A cheap filter before the syscall in resident(); hard_reclaim's CAS makes the real decision.
   const uint16_t w = zone_.view.children[idx].atomic().load(std::memory_order_relaxed);
-  return alloc::Child::free_of(w) == alloc::kFramesPerChild && !alloc::Child::huge_of(w);
+  return alloc::Child::wholly_free(w);
 }
 
 std::vector<bool> ZoneState::resident_frames() const {

@@ -1,4 +1,4 @@
-// The host side of HyperAlloc for one registered zone (DESIGN.md §5).
+// The host side of HyperAlloc for one registered zone (ARCHITECTURE.md, "One frame's life").
 //
 // State machine. The host keeps a private 2-bit state per 2 MiB huge frame; the shared child word
 // (free:14, huge:1, reclaimed:1) is the guest's. Every transition is decided by one CAS on that word

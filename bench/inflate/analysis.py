@@ -8,7 +8,7 @@ from lib import guest_lines
 GIB = 1 << 30
 MIB = 1 << 20
 FRAME = 2 * MIB
-EXIT_US_ASSUMED = 14.0  # one port-I/O exit round trip on this machine (DESIGN.md §3); not measured per run
+EXIT_US_ASSUMED = 14.0  # one port-I/O exit round trip on this machine (ARCHITECTURE.md, "The built-in guest"); not measured per run
 
 # Goals of issue 4, applied to HyperAlloc.
 GOAL_SHRINK_OF_MADVISE = 0.8
@@ -124,7 +124,7 @@ def _goals(n: int, entry: dict) -> dict:
     installs = _med(h["installs"])
     install = {"installs": installs, "value_us": _med(h["install_us"]), "limit_us": (lim["populate_2mib_us"] + EXIT_US_ASSUMED) if lim["populate_2mib_us"] else None,
                "note": "(reuse time - the same VM's first-touch time of the same bytes) / installs; limit = populate "
-                       f"2 MiB (median) + one exit ({EXIT_US_ASSUMED} us, assumed from DESIGN.md section 3)"}
+                       f"2 MiB (median) + one exit ({EXIT_US_ASSUMED} us, assumed: ARCHITECTURE.md, 'The built-in guest')"}
     if not installs:
         install["why_none"] = "no installs: the guest served the reuse from frames the host never reclaimed (it prefers them)"
     g["install"] = install

@@ -1,4 +1,4 @@
-// The three host limits that bound HyperAlloc's shrink, install and reuse (DESIGN.md §5).
+// The three host limits that bound HyperAlloc's shrink, install and reuse (ARCHITECTURE.md, "One frame's life").
 #pragma once
 
 #include <cstdint>

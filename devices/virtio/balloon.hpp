@@ -31,16 +31,6 @@ struct BalloonBackend {
   virtual void deflate(uint64_t gpa, uint64_t len) { (void)gpa, (void)len; }
 };
 
-// Default backend: GuestMemory::discard (MADV_DONTNEED).
-class GuestMemoryBalloonBackend final : public BalloonBackend {
- public:
-  explicit GuestMemoryBalloonBackend(const GuestMemory& mem) : mem_(mem) {}
-  bool discard(uint64_t gpa, uint64_t len, Why) override { return mem_.discard(gpa, len); }
-
- private:
-  const GuestMemory& mem_;
-};
-
 struct BalloonCounters {
   uint64_t inflated_pages = 0;    // valid, distinct-per-chain PFNs inflated
   uint64_t deflated_pages = 0;

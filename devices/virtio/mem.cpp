@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -48,17 +47,17 @@ VirtioMem::VirtioMem(const GuestMemory& mem, MemBackend& backend, Options opt)
     throw std::invalid_argument("virtio-mem: queue size must be a power of two");
   nblocks_ = opt.region_size / bs;
   usable_blocks_ = opt_.usable_region_size / bs;
-  nwords_ = (nblocks_ + kWordBits - 1) / kWordBits;
-  bitmap_ = std::make_unique<std::atomic<uint64_t>[]>(nwords_);  // value-initialised: all unplugged
+  // Value-initialised: every block starts unplugged.
+  bitmap_ = std::make_unique<std::atomic<uint64_t>[]>((nblocks_ + kWordBits - 1) / kWordBits);
 }
 
 // ---- bitmap ----
 
-uint64_t VirtioMem::find(uint64_t from, bool plugged) const {
+uint64_t VirtioMem::find(uint64_t from, bool want_plugged) const {
   while (from < nblocks_) {
     uint64_t w = from / kWordBits;
     uint64_t bits = bitmap_[w].load(std::memory_order_relaxed);
-    if (!plugged) bits = ~bits;  // bits past nblocks_ turn to 1 here: clamped below
+    if (!want_plugged) bits = ~bits;  // bits past nblocks_ turn to 1 here: clamped below
     bits &= ~((uint64_t{1} << (from % kWordBits)) - 1);
     if (bits) return std::min<uint64_t>(nblocks_, w * kWordBits + std::countr_zero(bits));
     from = (w + 1) * kWordBits;
@@ -106,14 +105,14 @@ bool VirtioMem::valid_range(uint64_t addr, uint64_t nb_blocks, Blocks& out) cons
   return true;
 }
 
-mem::Response VirtioMem::respond(uint16_t type, uint16_t state) {
+mem::Response VirtioMem::respond(uint16_t type, uint16_t block_state) {
   switch (type) {
     case mem::kRespAck: ++counters_.acks; break;
     case mem::kRespNack: ++counters_.nacks; break;
     case mem::kRespBusy: ++counters_.busy; break;
     default: ++counters_.errors; break;
   }
-  return {type, {0, 0, 0}, state};
+  return {type, {0, 0, 0}, block_state};
 }
 
 mem::Response VirtioMem::handle(const mem::Request& req) {

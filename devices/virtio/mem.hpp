@@ -78,7 +78,7 @@ class VirtioMem final : public VirtioDevice {
   struct Options {
     uint64_t region_addr = 0;         // guest-physical, block-aligned
     uint64_t region_size = 0;         // > 0, a multiple of block_size
-    uint64_t block_size = 2ull << 20; // power of two >= kMinBlockSize
+    uint64_t block_size = 2ull << 20;  // power of two >= kMinBlockSize
     uint64_t usable_region_size = 0;  // 0: the whole region; else a multiple of block_size <= region_size
     uint16_t queue_size = 128;        // power of two
   };
@@ -117,7 +117,7 @@ class VirtioMem final : public VirtioDevice {
   void reset() override;
 
  private:
-  // A validated request range, in blocks from the region start.
+  // A run of blocks, numbered from the region start.
   struct Blocks {
     uint64_t first, count;
   };
@@ -133,13 +133,12 @@ class VirtioMem final : public VirtioDevice {
   mem::Response change_state(const mem::Request& req, bool plug);
   mem::Response state(const mem::Request& req);
   mem::Response unplug_everything();
-  mem::Response respond(uint16_t type, uint16_t state = 0);
+  mem::Response respond(uint16_t type, uint16_t block_state = 0);
   bool valid_range(uint64_t addr, uint64_t nb_blocks, Blocks& out) const;
   bool unplug_all_locked();
 
-  // Bitmap, blocks numbered from the region start.
-  // First block >= from in the given state, or nblocks_.
-  uint64_t find(uint64_t from, bool plugged) const;
+  // Bitmap. find: the first block >= from in the wanted state, or nblocks_.
+  uint64_t find(uint64_t from, bool want_plugged) const;
   void assign(Blocks b, bool plug);
   RangeState range_state(Blocks b) const;
   uint64_t count_plugged(Blocks b) const;
@@ -152,7 +151,6 @@ class VirtioMem final : public VirtioDevice {
   uint64_t usable_blocks_ = 0;
   // Written only under the device lock; atomics so that plugged() can read without it.
   std::unique_ptr<std::atomic<uint64_t>[]> bitmap_;
-  uint64_t nwords_ = 0;
   uint64_t plugged_blocks_ = 0;
   uint64_t requested_ = 0;
   uint64_t accepted_ = 0;

@@ -44,7 +44,7 @@ void report(const uint64_t* frames, unsigned n) {
   for (unsigned i = 0; i < n; i++) {
     mem_mark_reported(frames[i] >> kHugeOrder);
     mem_free(frames[i], kHugeOrder);
-    mem_mark_cold(frames[i] >> kHugeOrder);  // reused after resident memory, as Linux queues reported pages last
+    mem_mark_reclaimed(frames[i] >> kHugeOrder);  // reused after resident memory, as Linux queues reported pages last
   }
   s.info.reported_blocks += n;
 }

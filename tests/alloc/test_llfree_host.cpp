@@ -8,6 +8,7 @@
 #include "abi/hyperalloc.hpp"
 #include "guest-alloc/llfree.hpp"
 #include "guest-alloc/llfree_host.hpp"
+#include "tests/alloc/host_scan.hpp"
 #include "test_zone.hpp"
 
 using namespace hvmm::alloc;
@@ -21,7 +22,7 @@ TEST_CASE("hard reclaim takes a free child and 512 from its tree; return gives t
   const uint64_t frames = 32 * 512;
   TestZone z(frames, 1);
   const SharedView v = z.a.shared();
-  const host::Found f = host::find_and_hard_reclaim(v, 5);
+  const test::Found f = test::find_and_hard_reclaim(v, 5);
   REQUIRE(f.ok);
   CHECK(f.huge_idx == 5);
   CHECK(child_word(z, 5) == Child::make(0, true, true));
@@ -62,14 +63,14 @@ TEST_CASE("soft reclaim sets only the flag; clear_reclaimed removes it") {
   const uint64_t frames = 16 * 512;
   TestZone z(frames, 1);
   const SharedView v = z.a.shared();
-  const host::Found f = host::find_and_soft_reclaim(v, 3);
+  const test::Found f = test::find_and_soft_reclaim(v, 3);
   REQUIRE(f.ok);
   CHECK(f.huge_idx == 3);
   CHECK(child_word(z, 3) == Child::make(512, false, true));
   CHECK(z.a.free_frames() == frames);  // counters unchanged
   CHECK(z.a.check().ok());
   CHECK_FALSE(host::soft_reclaim(v, 3));  // already reclaimed
-  CHECK(host::find_and_soft_reclaim(v, 3).huge_idx == 4);
+  CHECK(test::find_and_soft_reclaim(v, 3).huge_idx == 4);
   CHECK(host::clear_reclaimed(v, 3));
   CHECK(child_word(z, 3) == Child::make(512, false, false));
   CHECK_FALSE(host::clear_reclaimed(v, 3));
@@ -80,9 +81,9 @@ TEST_CASE("the host finds nothing when every child is used or reclaimed") {
   const SharedView v = z.a.shared();
   REQUIRE(z.a.get(0, 0).ok());
   z.a.drain(0);
-  REQUIRE(host::find_and_hard_reclaim(v, 0).ok);
-  CHECK_FALSE(host::find_and_hard_reclaim(v, 0).ok);
-  CHECK_FALSE(host::find_and_soft_reclaim(v, 0).ok);
+  REQUIRE(test::find_and_hard_reclaim(v, 0).ok);
+  CHECK_FALSE(test::find_and_hard_reclaim(v, 0).ok);
+  CHECK_FALSE(test::find_and_soft_reclaim(v, 0).ok);
 }
 
 TEST_CASE("the guest prefers children that are not reclaimed") {

@@ -13,6 +13,7 @@
 
 #include "guest-alloc/llfree.hpp"
 #include "guest-alloc/llfree_host.hpp"
+#include "tests/alloc/host_scan.hpp"
 #include "test_zone.hpp"
 
 using namespace hvmm::alloc;
@@ -111,7 +112,7 @@ struct Harness {
         std::lock_guard lock(host_mutex);
         const uint64_t dice = rng() % 100, hint = rng() % nchildren;
         if (dice < 35) {
-          const host::Found f = host::find_and_hard_reclaim(view, hint);
+          const test::Found f = test::find_and_hard_reclaim(view, hint);
           if (f.ok) {
             state[f.huge_idx].store(kHard);
             ++hard;
@@ -127,7 +128,7 @@ struct Harness {
             break;
           }
         } else {
-          const host::Found f = host::find_and_soft_reclaim(view, hint);
+          const test::Found f = test::find_and_soft_reclaim(view, hint);
           if (f.ok) {
             state[f.huge_idx].store(kSoft);
             ++softs;

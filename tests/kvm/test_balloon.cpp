@@ -154,3 +154,35 @@ TEST_CASE("balloon: without --auto-reclaim reported pages are only acknowledged"
   CHECK(*rss > 768 * kMiB);  // still resident: no automatic reclamation was asked for
   CHECK(r.status == 0);
 }
+
+TEST_CASE("balloon: --cpus 64 boots with its service vCPU (65 in all) and the balloon resizes", "[kvm][balloon]") {
+  HVMM_REQUIRE_KVM();
+  TempFile dir("unused", "");
+  const std::string sock = dir.dir() + "/api.sock";
+  std::string resize_out;
+  bool resized = false;
+  std::optional<nlohmann::json> status;
+  // The service vCPU is the 65th: the CPU limit (abi/limits.hpp) counts it, so the guest runs the
+  // balloon driver on it instead of halting it.
+  auto r = run_hvmm({"run", "--mem", "1G", "--cpus", "64", "--reclaim", "balloon", "--quiet", "--api-sock", sock,
+                     "--workload", "alloc 256M; alloc 256M; free; barrier; verify"},
+                    80'000ms, [&](ChildProcess& c) {
+                      if (!c.wait_for_stdout("barrier: waiting", 60'000ms)) return;
+                      auto small = ctl(sock, {"resize", "512M"});
+                      resize_out = small.describe();
+                      resized = small.exited && small.status == 0;
+                      status = ctl_status(sock);
+                      ctl(sock, {"continue"}, 10'000ms);
+                    });
+  INFO(r.describe());
+  INFO("resize 512M: " << resize_out);
+  CHECK(resized);
+  REQUIRE(status.has_value());
+  CHECK((*status)["balloon_actual_bytes"] == 512ull << 20);
+  CHECK((*status)["driver_ok"] == true);
+  REQUIRE((*status)["vcpu_cpu"].size() == 65);
+  CHECK((*status)["vcpu_cpu"][64]["service"] == true);
+  REQUIRE(r.exited);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Catch::Contains("verify: ok"));
+}

@@ -37,8 +37,6 @@ TEST_CASE("translations refuse hostile ranges") {
   CHECK(m.read_obj(0x1000, r));
   CHECK(r == v);
   CHECK_FALSE(m.write_obj(16 * MiB - 4, v));
-  CHECK(m.gpa_of(m.host_base() + 0x1234) == 0x1234);
-  CHECK(m.gpa_of(&v) == ~uint64_t{0});
 }
 
 TEST_CASE("discard drops contents, populate is bounds-checked") {

@@ -51,7 +51,7 @@ struct MemRig {
   }
 
   struct Result {
-    uint32_t written = 0;                // used-ring length
+    uint32_t written = 0;                    // used-ring length
     mem::Response resp{0xffff, {}, 0xffff};  // stays so when the chain did not complete
     uint16_t type() const { return resp.type; }
     uint16_t state() const { return resp.state; }

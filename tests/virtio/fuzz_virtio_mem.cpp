@@ -54,12 +54,12 @@ using namespace hvmm;
 using namespace hvmm::virtio;
 using namespace hvmm::virtio::test;
 
-#define FUZZ_CHECK(c)                                                   \
-  do {                                                                  \
-    if (!(c)) {                                                         \
+#define FUZZ_CHECK(c)                                                         \
+  do {                                                                        \
+    if (!(c)) {                                                               \
       std::fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__); \
-      std::abort();                                                     \
-    }                                                                   \
+      std::abort();                                                           \
+    }                                                                         \
   } while (0)
 
 namespace {
@@ -191,7 +191,8 @@ struct Harness {
         return {fail && backend.count() ? mem::kRespError : mem::kRespAck, 0};
       case mem::kReqState:
         if (!valid) return {mem::kRespError, 0};
-        return {mem::kRespAck, in_range == nb ? mem::kStatePlugged : in_range ? mem::kStateMixed : mem::kStateUnplugged};
+        if (in_range == nb) return {mem::kRespAck, mem::kStatePlugged};
+        return {mem::kRespAck, in_range ? mem::kStateMixed : mem::kStateUnplugged};
       default: return {mem::kRespError, 0};
     }
   }

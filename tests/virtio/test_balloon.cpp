@@ -145,9 +145,15 @@ TEST_CASE("balloon: a PFN buffer with a trailing partial entry counts it as inva
   CHECK(r.dev.stats().counters.invalid_pfns == 1);
 }
 
-TEST_CASE("balloon default backend really discards guest memory") {
+TEST_CASE("a backend that discards guest memory really gets it back from the host") {
+  // What vmm/mechanisms/balloon.cpp's backend does with an inflate.
+  struct DiscardBackend final : BalloonBackend {
+    const GuestMemory& mem;
+    explicit DiscardBackend(const GuestMemory& m) : mem(m) {}
+    bool discard(uint64_t gpa, uint64_t len, Why) override { return mem.discard(gpa, len); }
+  };
   GuestMemory mem(kTestRegions);
-  GuestMemoryBalloonBackend backend(mem);
+  DiscardBackend backend(mem);
   Balloon dev(mem, backend);
   FakeIrq irq;
   MmioTransport t(mem, dev, irq);

@@ -405,7 +405,7 @@ TEST_CASE("virtio-mem: chains without room for a request and a response complete
   expect_bad("no request buffer");
 
   r.write_request(MemRig::kReqBuf, req);
-  r.q().set_desc(0, MemRig::kReqBuf, sizeof req, kDescFlagWrite | kDescFlagNext, 1);  // request written by the device?
+  r.q().set_desc(0, MemRig::kReqBuf, sizeof req, kDescFlagWrite | kDescFlagNext, 1);  // device-writable request
   r.q().set_desc(1, MemRig::kRespBuf, sizeof(mem::Response), kDescFlagWrite);
   expect_bad("write-only request");
 
@@ -447,6 +447,19 @@ TEST_CASE("virtio-mem never touches buffers in its own unplugged blocks") {
   CHECK(res.written == sizeof(mem::Response));
   CHECK(res.state() == mem::kStateUnplugged);
   CHECK(send_at(r.at(4) - 8, MemRig::kRespBuf).written == 0);    // straddles out of the plugged run
+
+  // Unplugging the block the response goes to would leave nowhere to answer: refused, no change.
+  req = MemRig::request(mem::kReqUnplug, r.at(3), 1);
+  CHECK(send_at(MemRig::kReqBuf, r.at(3) + 8).written == 0);
+  req = MemRig::request(mem::kReqUnplugAll, 0, 0);
+  CHECK(send_at(MemRig::kReqBuf, r.at(3) + 8).written == 0);
+  CHECK(r.backend.unplugs.empty());
+  CHECK(r.dev.status().plugged_size == 2 * r.block());
+  CHECK(r.dev.status().counters.bad_buffers == 6);
+  req = MemRig::request(mem::kReqUnplug, r.at(2), 1);  // the request's own block may go
+  res = send_at(r.at(2) + 100, r.at(3) + 8);
+  CHECK(res.type() == mem::kRespAck);
+  CHECK(r.backend.unplugs == std::vector<Call>{{r.at(2), r.block()}});
 }
 
 TEST_CASE("virtio-mem: hostile rings break the queue, not the device") {

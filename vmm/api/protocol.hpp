@@ -2,6 +2,7 @@
 //
 // Requests (one JSON object per line):  {"cmd":"status"}
 //                                       {"cmd":"resize","size":"2G"}   (or "size": <bytes>)
+//                                       {"cmd":"continue"}             (release a guest `barrier`)
 //                                       {"cmd":"shutdown"}
 // Response: one JSON object with "ok"; on failure {"ok":false,"error":"..."}.
 #pragma once

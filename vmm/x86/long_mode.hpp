@@ -17,7 +17,7 @@ inline constexpr uint16_t kBootDs = 0x18;  // __BOOT_DS
 void write_boot_gdt(const GuestMemory& mem);
 // Identity map of [0, ram_end) rounded up to 1 GiB, with 2 MiB pages; the directories for RAM
 // above 4 GiB live in layout::high_page_tables().
-// Entries carry the U bit: the built-in kernel runs at CPL3 (DESIGN.md §3).
+// Entries carry the U bit: the built-in kernel runs at CPL3 (ARCHITECTURE.md, "The built-in guest").
 void write_identity_page_tables(const GuestMemory& mem, uint64_t ram_bytes);
 
 // Long mode, paging on, SSE enabled, boot segments loaded.
