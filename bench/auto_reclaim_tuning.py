@@ -65,6 +65,7 @@ def finish(vm: vm_lib.Vm, barriers: int) -> dict:
 
 
 def auto_counters(st: dict) -> dict:
+    st = st.get("detail", {})
     a = st.get("auto_reclaim") or {}
     return {"busy_ms": a.get("busy_ms", 0.0), "scans": a.get("scans", 0), "reclaimed_frames": a.get("reclaimed_frames", 0),
             "installs": st.get("installs", 0), "soft_reclaims": st.get("soft_reclaims", 0)}
@@ -80,7 +81,7 @@ def run_bursty(hvmm: str, period_ms: int | None, age: int | None, gaps: list[flo
     with launch(hvmm, "; ".join(steps), period_ms, age) as vm:
         installs = []
         for i in range(len(gaps) + 1):
-            installs.append(vm.wait_barrier(passed=i)["installs"])
+            installs.append(vm.wait_barrier(passed=i)["detail"]["installs"])
             vm.cont()
         end = finish(vm, len(gaps) + 1)
         allocs = [s["ms"] for s in guest_lines.steps(vm.stdout(), "alloc")]
@@ -118,9 +119,9 @@ def run_scan_cost(hvmm: str, period_ms: int = 10, seconds: int = 10) -> dict:
     in the first scans; then `seconds` of scans every `period_ms` over an idle guest."""
     workload = f"sleep 2s; barrier; sleep {seconds}s; barrier; exit 0"
     with launch(hvmm, workload, period_ms, 1) as vm:
-        a = vm.wait_barrier(passed=0)["auto_reclaim"]
+        a = vm.wait_barrier(passed=0)["detail"]["auto_reclaim"]
         vm.cont()
-        b = finish(vm, 1)["auto_reclaim"]
+        b = finish(vm, 1)["detail"]["auto_reclaim"]
     scans = b["scans"] - a["scans"]
     return {"workload": "scan_cost", "period_ms": period_ms, "age": 1, "scans": scans,
             "reclaimed_frames": b["reclaimed_frames"] - a["reclaimed_frames"],

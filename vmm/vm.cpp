@@ -166,7 +166,7 @@ std::string Vm::status_fields() {
 api::VmStatus Vm::status() {
   api::VmStatus s;
   s.mechanism = reclaim_->name();
-  s.detail = reclaim_->status();
+  s.reclaim = reclaim_->status();
   s.guest_total_bytes = cfg_.mem_bytes;
   s.host_rss_bytes = read_process_rss_bytes();
   s.vcpus = cfg_.cpus;

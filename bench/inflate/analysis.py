@@ -40,7 +40,7 @@ def row(rec: dict) -> dict:
     shrink_ms = rec["shrink"]["elapsed_ms"]
     grow_ms = rec["grow"]["elapsed_ms"]
     frames = n * GIB // FRAME
-    installs = rec["status_reused"].get("installs")
+    installs = rec["status_reused"].get("detail", {}).get("installs")
     r.update({
         "touch_ms": touch and touch["ms"],
         "touch_mib_s": touch and touch["bytes"] / MIB / (touch["ms"] / 1e3),
@@ -54,7 +54,7 @@ def row(rec: dict) -> dict:
         "reuse_ms": reuse and reuse["ms"],
         "reuse_mib_s": reuse and reuse["bytes"] / MIB / (reuse["ms"] / 1e3),
         "rss_after_reuse": rec["rss_after_reuse"],
-        "installs": rec["status_reused"].get("installs"),
+        "installs": rec["status_reused"].get("detail", {}).get("installs"),
         "reuse_over_touch": reuse and touch and touch["ms"] / reuse["ms"],
         "verify_ok": bool(verify and verify["ok"]),
         # What each install added over touching never-used memory in the same VM.

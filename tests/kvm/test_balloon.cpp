@@ -20,8 +20,10 @@ constexpr uint64_t kGiB = 1024 * kMiB;
 std::optional<uint64_t> balloon_actual_bytes(const std::string& sock) {
   const auto status = ctl_status(sock);
   if (!status) return std::nullopt;
-  const auto it = status->find("balloon_actual_bytes");
-  if (it == status->end() || !it->is_number_unsigned()) return std::nullopt;
+  const auto detail = status->find("detail");
+  if (detail == status->end() || !detail->is_object()) return std::nullopt;
+  const auto it = detail->find("balloon_actual_bytes");
+  if (it == detail->end() || !it->is_number_unsigned()) return std::nullopt;
   return it->get<uint64_t>();
 }
 
@@ -178,8 +180,9 @@ TEST_CASE("balloon: --cpus 64 boots with its service vCPU (65 in all) and the ba
   INFO("resize 512M: " << resize_out);
   CHECK(resized);
   REQUIRE(status.has_value());
-  CHECK((*status)["balloon_actual_bytes"] == 512ull << 20);
-  CHECK((*status)["driver_ok"] == true);
+  CHECK((*status)["usable_bytes"] == 512ull << 20);
+  CHECK((*status)["detail"]["balloon_actual_bytes"] == 512ull << 20);
+  CHECK((*status)["detail"]["driver_ok"] == true);
   REQUIRE((*status)["vcpu_cpu"].size() == 65);
   CHECK((*status)["vcpu_cpu"][64]["service"] == true);
   REQUIRE(r.exited);

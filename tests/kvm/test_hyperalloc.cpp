@@ -163,9 +163,9 @@ TEST_CASE("hyperalloc: churn on 2 vCPUs against resize and auto-reclaim", "[kvm]
   CHECK(resizes >= 20);
   REQUIRE(final_status.has_value());
   INFO(final_status->dump(2));
-  CHECK((*final_status)["anomalies"] == 0);
-  CHECK((*final_status)["hard_reclaims"].get<uint64_t>() > 0);
-  CHECK((*final_status)["installs"].get<uint64_t>() > 0);
+  CHECK((*final_status)["detail"]["anomalies"] == 0);
+  CHECK((*final_status)["detail"]["hard_reclaims"].get<uint64_t>() > 0);
+  CHECK((*final_status)["detail"]["installs"].get<uint64_t>() > 0);
 }
 
 TEST_CASE("hyperalloc: hostile registrations and installs are refused, the VM runs on", "[kvm][hyperalloc]") {

@@ -13,20 +13,33 @@
 
 namespace hvmm::api {
 
-// The result of a resize, for every mechanism. Which optional fields a mechanism fills is part of
-// its reply (README): hyperalloc gives target/usable/moved, the balloon the size it reached.
+// The result of a resize: the same fields for every mechanism (README, "The control API").
+// A request refused before anything moved (no mechanism, driver not up, bad size) has only
+// ok=false and the error.
 struct ResizeOutcome {
   bool ok = false;
   std::string error;                 // when !ok
   std::optional<double> elapsed_ms;
-  std::optional<uint64_t> target_bytes, usable_bytes, moved_bytes;
-  std::optional<uint64_t> actual_bytes;  // balloon: RAM minus what is in the balloon
+  std::optional<uint64_t> target_bytes;  // what was asked for
+  std::optional<uint64_t> usable_bytes;  // what the guest can use now
+  std::optional<uint64_t> moved_bytes;   // taken from (shrink) or given back to (grow) the guest
 
   static ResizeOutcome failure(std::string why) {
     ResizeOutcome r;
     r.error = std::move(why);
     return r;
   }
+};
+
+// What every mechanism reports in the same fields (README, "The control API"); the extras of each
+// mechanism follow under one key, "detail".
+struct MechanismCommon {
+  uint64_t usable_bytes = 0;  // what the guest can use now: RAM minus what the host took by resize
+  uint64_t target_bytes = 0;  // the last resize target (RAM before the first)
+  std::optional<uint64_t> guest_free_bytes;  // the guest's free memory, as far as the mechanism knows
+  // Guest-reported values that were out of bounds (e.g. a balloon `actual` beyond the VM's size):
+  // clamped for the figures above, and named here.
+  std::vector<std::string> guest_lies;
 };
 
 struct NoReclaimStatus {};
@@ -38,14 +51,18 @@ struct HyperallocMechanismStatus {
 
 struct BalloonMechanismStatus {
   virtio::BalloonStatus device;
-  uint64_t ram_bytes = 0;
   bool driver_ok = false;
   bool auto_reclaim = false;  // free page reporting discards (--auto-reclaim)
   uint64_t discarded_inflate_bytes = 0, discarded_report_bytes = 0, acknowledged_report_bytes = 0;
   uint64_t last_resize_ms = 0;
 };
 
-using MechanismStatus = std::variant<NoReclaimStatus, HyperallocMechanismStatus, BalloonMechanismStatus>;
+using MechanismDetail = std::variant<NoReclaimStatus, HyperallocMechanismStatus, BalloonMechanismStatus>;
+
+struct MechanismStatus {
+  MechanismCommon common;
+  MechanismDetail detail;
+};
 
 struct VcpuCpuTime {
   unsigned index = 0;
@@ -54,8 +71,8 @@ struct VcpuCpuTime {
 };
 
 struct VmStatus {
-  std::string mechanism;  // "hyperalloc", "balloon", "none"
-  MechanismStatus detail;
+  std::string mechanism;  // "hyperalloc", "balloon", "none", ...
+  MechanismStatus reclaim;
   uint64_t guest_total_bytes = 0;
   uint64_t host_rss_bytes = 0;
   unsigned vcpus = 0;  // workload vCPUs

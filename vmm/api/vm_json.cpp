@@ -12,8 +12,6 @@ json hyperalloc_json(const HyperallocMechanismStatus& m) {
   if (!h.registered) return {{"registered", false}};
   const reclaim::ZoneStats& s = h.zone;
   json j{{"registered", true},
-         {"guest_free_bytes", s.guest_free_bytes},
-         {"usable_bytes", s.usable_bytes},
          {"soft_bytes", s.soft_bytes},
          {"hard_bytes", s.hard_bytes},
          {"installs", s.installs},
@@ -24,8 +22,7 @@ json hyperalloc_json(const HyperallocMechanismStatus& m) {
          {"anomalies", s.anomalies},
          {"discard_failures", s.discard_failures},
          {"populate_failures", s.populate_failures},
-         {"invalid_accesses", m.invalid_accesses},
-         {"target_bytes", h.target_bytes.value_or(s.ram_bytes)}};
+         {"invalid_accesses", m.invalid_accesses}};
   if (h.auto_reclaim) {
     const auto& a = *h.auto_reclaim;
     j["auto_reclaim"] = {{"period_ms", a.config.period.count()},
@@ -48,9 +45,8 @@ json balloon_json(const BalloonMechanismStatus& b) {
   json guest = json::object();
   for (unsigned t = 0; t < bl::kStatTags; t++)
     if (s.guest.valid_mask & (1u << t)) guest[kTagNames[t]] = s.guest.value[t];
-  json j{{"balloon_actual_bytes", uint64_t(s.actual_pages) * kPage},
+  json j{{"balloon_actual_bytes", uint64_t(s.actual_pages) * kPage},  // as the guest wrote it
          {"balloon_target_bytes", uint64_t(s.target_pages) * kPage},
-         {"target_bytes", b.ram_bytes - uint64_t(s.target_pages) * kPage},
          {"driver_ok", b.driver_ok},
          {"features", s.features},
          {"auto_reclaim", b.auto_reclaim},
@@ -65,13 +61,12 @@ json balloon_json(const BalloonMechanismStatus& b) {
          {"stats_updates", s.guest.updates},
          {"last_resize_ms", b.last_resize_ms},
          {"guest_stats", guest}};
-  if (s.guest.valid_mask & (1u << bl::kStatMemFree)) j["guest_free_bytes"] = s.guest.value[bl::kStatMemFree];
   return j;
 }
 
 }  // namespace
 
-json to_json(const MechanismStatus& s) {
+json to_json(const MechanismDetail& s) {
   struct Visit {
     json operator()(const NoReclaimStatus&) const { return json::object(); }
     json operator()(const HyperallocMechanismStatus& h) const { return hyperalloc_json(h); }
@@ -81,8 +76,14 @@ json to_json(const MechanismStatus& s) {
 }
 
 json to_json(const VmStatus& s) {
-  json j = to_json(s.detail);
+  json j;
   j["mechanism"] = s.mechanism;
+  const MechanismCommon& c = s.reclaim.common;
+  j["usable_bytes"] = c.usable_bytes;
+  j["target_bytes"] = c.target_bytes;
+  j["guest_free_bytes"] = c.guest_free_bytes ? json(*c.guest_free_bytes) : json(nullptr);
+  j["guest_lies"] = c.guest_lies;
+  j["detail"] = to_json(s.reclaim.detail);
   j["guest_total_bytes"] = s.guest_total_bytes;
   j["host_rss_bytes"] = s.host_rss_bytes;
   j["vcpus"] = s.vcpus;
@@ -106,7 +107,6 @@ json to_json(const ResizeOutcome& r) {
   if (r.target_bytes) j["target_bytes"] = *r.target_bytes;
   if (r.usable_bytes) j["usable_bytes"] = *r.usable_bytes;
   if (r.moved_bytes) j["moved_bytes"] = *r.moved_bytes;
-  if (r.actual_bytes) j["actual_bytes"] = *r.actual_bytes;
   return j;
 }
 

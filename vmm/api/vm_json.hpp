@@ -9,7 +9,7 @@
 namespace hvmm::api {
 
 nlohmann::json to_json(const VmStatus& s);
-nlohmann::json to_json(const MechanismStatus& s);
+nlohmann::json to_json(const MechanismDetail& s);
 nlohmann::json to_json(const ResizeOutcome& r);
 
 // Serves `vm` through the control protocol (protocol.hpp). `vm` must outlive it.

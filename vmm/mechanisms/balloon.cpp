@@ -57,6 +57,11 @@ void BalloonMechanism::stats_poller() {
   }
 }
 
+uint64_t BalloonMechanism::usable_bytes(uint32_t actual_pages) const {
+  // `actual` is the guest's word: bounded by the VM's size before anything is computed from it.
+  return ram_bytes_ - std::min<uint64_t>(uint64_t(actual_pages) * kPage, ram_bytes_);
+}
+
 api::ResizeOutcome BalloonMechanism::resize(uint64_t target_bytes) {
   if (target_bytes > ram_bytes_)
     return api::ResizeOutcome::failure(
@@ -66,9 +71,12 @@ api::ResizeOutcome BalloonMechanism::resize(uint64_t target_bytes) {
   std::lock_guard guard(resize_mu_);
   const auto pages = static_cast<uint32_t>((ram_bytes_ - target_bytes) / kPage);
   const auto start = std::chrono::steady_clock::now();
+  const uint64_t usable_before = usable_bytes(balloon_->actual_pages());
   balloon_->set_target_pages(pages);
   uint32_t last = balloon_->actual_pages();
   auto last_move = start;
+  api::ResizeOutcome out;
+  out.target_bytes = target_bytes;
   for (;;) {
     const uint32_t actual = balloon_->actual_pages();
     const auto now = std::chrono::steady_clock::now();
@@ -77,34 +85,46 @@ api::ResizeOutcome BalloonMechanism::resize(uint64_t target_bytes) {
       last = actual;
       last_move = now;
     } else if (now - last_move > opt_.stall_timeout) {
-      auto out = api::ResizeOutcome::failure(fmt::format(
+      out.error = fmt::format(
           "the balloon stopped at {} of {} pages ({} of {} in the balloon) for {} s: the guest is out of memory or its "
           "driver is stuck",
           actual, pages, format_size(uint64_t(actual) * kPage), format_size(uint64_t(pages) * kPage),
-          opt_.stall_timeout.count() / 1000));
-      out.actual_bytes = ram_bytes_ - uint64_t(actual) * kPage;
-      return out;
+          opt_.stall_timeout.count() / 1000);
+      break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  last_resize_ms_.store(static_cast<uint64_t>(ms), std::memory_order_relaxed);
-  api::ResizeOutcome out;
-  out.ok = true;
+  const uint64_t usable = usable_bytes(balloon_->actual_pages());
+  out.ok = out.error.empty();
   out.elapsed_ms = ms;
-  out.actual_bytes = ram_bytes_ - uint64_t(pages) * kPage;
+  out.usable_bytes = usable;
+  out.moved_bytes = usable > usable_before ? usable - usable_before : usable_before - usable;
+  if (out.ok) last_resize_ms_.store(static_cast<uint64_t>(ms), std::memory_order_relaxed);
   return out;
 }
 
 api::MechanismStatus BalloonMechanism::status() {
-  return api::BalloonMechanismStatus{.device = balloon_->stats(),
-                                     .ram_bytes = ram_bytes_,
-                                     .driver_ok = (transport_->status() & virtio::kStatusDriverOk) != 0,
-                                     .auto_reclaim = backend_->auto_on(),
-                                     .discarded_inflate_bytes = backend_->inflate_bytes.load(),
-                                     .discarded_report_bytes = backend_->report_bytes.load(),
-                                     .acknowledged_report_bytes = backend_->acked_report_bytes.load(),
-                                     .last_resize_ms = last_resize_ms_.load()};
+  api::MechanismStatus out;
+  api::BalloonMechanismStatus b{.device = balloon_->stats(),
+                                .driver_ok = (transport_->status() & virtio::kStatusDriverOk) != 0,
+                                .auto_reclaim = backend_->auto_on(),
+                                .discarded_inflate_bytes = backend_->inflate_bytes.load(),
+                                .discarded_report_bytes = backend_->report_bytes.load(),
+                                .acknowledged_report_bytes = backend_->acked_report_bytes.load(),
+                                .last_resize_ms = last_resize_ms_.load()};
+  const virtio::BalloonStatus& d = b.device;
+  out.common.usable_bytes = usable_bytes(d.actual_pages);
+  out.common.target_bytes = ram_bytes_ - std::min<uint64_t>(uint64_t(d.target_pages) * kPage, ram_bytes_);
+  if (d.guest.valid_mask & (1u << virtio::balloon::kStatMemFree))
+    out.common.guest_free_bytes = std::min<uint64_t>(d.guest.value[virtio::balloon::kStatMemFree], ram_bytes_);
+  if (uint64_t(d.actual_pages) * kPage > ram_bytes_)
+    out.common.guest_lies.push_back(fmt::format("balloon actual {} exceeds the VM's {} of RAM",
+                                                format_size(uint64_t(d.actual_pages) * kPage), format_size(ram_bytes_)));
+  if ((d.guest.valid_mask & (1u << virtio::balloon::kStatMemFree)) && d.guest.value[virtio::balloon::kStatMemFree] > ram_bytes_)
+    out.common.guest_lies.push_back("guest free memory statistic exceeds the VM's RAM");
+  out.detail = std::move(b);
+  return out;
 }
 
 void BalloonMechanism::start_auto(std::chrono::milliseconds) {

@@ -43,6 +43,8 @@ class BalloonMechanism final : public ReclaimMechanism {
  private:
   class Backend;
   void stats_poller();
+  // RAM minus what the guest says is in the balloon (bounded by RAM).
+  uint64_t usable_bytes(uint32_t actual_pages) const;
 
   Options opt_;
   const GuestMemory* mem_ = nullptr;

@@ -8,6 +8,7 @@
 namespace hvmm {
 
 void HyperallocMechanism::attach(VmWiring& w) {
+  ram_bytes_ = w.mem.ram_bytes();
   host_ = std::make_unique<reclaim::HyperallocHost>(w.mem, w.protected_ranges, auto_cfg_);
   port_ = std::make_unique<HyperallocInstallPort>([host = host_.get()](uint32_t idx) { host->install(idx); });
   w.devices.add_pio(layout::kHyperallocInstallPorts, *port_);
@@ -47,8 +48,13 @@ api::ResizeOutcome HyperallocMechanism::resize(uint64_t target_bytes) {
 
 api::MechanismStatus HyperallocMechanism::status() {
   reclaim::HyperallocStatus s = host_->status();
+  api::MechanismStatus out;
+  out.common.usable_bytes = s.registered ? s.zone.usable_bytes : ram_bytes_;
+  out.common.target_bytes = s.target_bytes.value_or(ram_bytes_);
+  if (s.registered) out.common.guest_free_bytes = s.zone.guest_free_bytes;
   const uint64_t invalid = port_->invalid_accesses() + s.installs_before_registration;
-  return api::HyperallocMechanismStatus{std::move(s), invalid};
+  out.detail = api::HyperallocMechanismStatus{std::move(s), invalid};
+  return out;
 }
 
 std::string HyperallocMechanism::status_line() {

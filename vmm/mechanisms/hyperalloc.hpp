@@ -23,6 +23,7 @@ class HyperallocMechanism final : public ReclaimMechanism {
 
  private:
   reclaim::AutoReclaimConfig auto_cfg_;
+  uint64_t ram_bytes_ = 0;
   std::unique_ptr<reclaim::HyperallocHost> host_;
   std::unique_ptr<HyperallocInstallPort> port_;
 };
