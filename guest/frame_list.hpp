@@ -10,13 +10,21 @@ namespace guest {
 
 struct FrameListPage {
   FrameListPage* next;
-  uint64_t count;
+  uint32_t count;
+  uint32_t in_block;  // 1: one of the 512 pages of a 2 MiB list block (FrameList(true))
   uint64_t frames[kPageSize / 8 - 2];
 };
 static_assert(sizeof(FrameListPage) == kPageSize);
 
 class FrameList {
  public:
+  FrameList() = default;
+  // huge_blocks: take list pages from 2 MiB blocks of their own (one block holds 512 list pages, used
+  // in stack order), falling back to single pages only when no free 2 MiB block is left. The balloon
+  // needs this: a list page allocated next to the frames it lists sits inside a ballooned 2 MiB
+  // frame, and writing it makes the host fault the whole frame back in (THP), keeps the partly
+  // discarded huge page from being freed, and gives khugepaged a present page to collapse around.
+  explicit FrameList(bool huge_blocks) : huge_blocks_(huge_blocks) {}
   // False when a new list page was needed and the allocator had none.
   bool push(uint64_t frame);
   // Takes the newest frame; false when the list is empty. Emptied list pages go back to the allocator.
@@ -34,6 +42,7 @@ class FrameList {
  private:
   FrameListPage* head_ = nullptr;
   uint64_t size_ = 0;
+  bool huge_blocks_ = false;
 };
 
 }  // namespace guest

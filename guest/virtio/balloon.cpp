@@ -24,7 +24,7 @@ struct Driver {
   uint64_t features = 0;
   uint32_t* pfns = nullptr;     // one page: the PFN array handed to the device
   uint8_t* stats_buf = nullptr; // one page
-  FrameList frames;             // the frames in the balloon
+  FrameList frames{true};       // the frames in the balloon (list pages in 2 MiB blocks of their own)
   uint32_t target = 0, actual = 0;
   // After a deflate-on-OOM the driver does not inflate again until the host changes the target
   // (Linux only re-inflates on a config change).
