@@ -10,6 +10,15 @@ MIB = 1 << 20
 FRAME = 2 * MIB
 EXIT_US_ASSUMED = 14.0  # one port-I/O exit round trip on this machine (ARCHITECTURE.md, "The built-in guest"); not measured per run
 
+MECHANISMS = ("hyperalloc", "balloon", "balloon-huge", "virtio-mem")
+
+# The reference's inflate (20 GiB VM shrunk by 18 GiB to 2 GiB, 12 vCPUs, 2x Xeon Gold 6252): shrink ms,
+# grow ms, first allocation after grow in GiB/s. Other hardware and scale: context, not a target.
+REFERENCE = {"hyperalloc": {"shrink_ms": 58, "grow_ms": 2.35, "reuse_gib_s": 3.9},
+             "balloon-huge": {"shrink_ms": 147, "grow_ms": 61, "reuse_gib_s": 4.3},
+             "virtio-mem": {"shrink_ms": 580, "grow_ms": 197, "reuse_gib_s": 4.2},
+             "balloon": {"shrink_ms": 21000, "grow_ms": 8500, "reuse_gib_s": 0.97}}
+
 # Goals of issue 4, applied to HyperAlloc.
 GOAL_SHRINK_OF_MADVISE = 0.8
 GOAL_GROW_US_PER_FRAME = 1.0
@@ -88,7 +97,7 @@ def summarize(rows: list[dict], limits: dict[int, dict]) -> dict:
             "host_first_touch_gib_s": (lim.get("first_touch") or {}).get("gib_s"),
             "guest_first_touch_mib_s": ft,
         }, "mechanisms": {}}
-        for mech in ("hyperalloc", "balloon"):
+        for mech in [m for m in MECHANISMS if any(r["mechanism"] == m for r in rows)]:
             rs = [r for r in rows if r["n_gib"] == n and r["mechanism"] == mech and not r["error"]]
             keys = ("shrink_ms", "shrink_wall_ms", "shrink_gib_s", "rss_discarded_gib", "rss_after_shrink_gib", "grow_ms", "grow_wall_ms",
                     "grow_us_per_frame", "touch_mib_s", "reuse_ms", "reuse_mib_s", "reuse_over_touch", "installs", "install_us")
@@ -98,10 +107,13 @@ def summarize(rows: list[dict], limits: dict[int, dict]) -> dict:
             m["verify_ok"] = all(r.get("verify_ok") for r in rs) and bool(rs)
             entry["mechanisms"][mech] = m
         entry["goals"] = _goals(n, entry)
-        h, b = entry["mechanisms"]["hyperalloc"], entry["mechanisms"]["balloon"]
-        entry["balloon_over_hyperalloc"] = {
-            k: (_med(b[k]) / _med(h[k]) if _med(b[k]) and _med(h[k]) else None) for k in ("shrink_ms", "grow_ms")}
+        h = entry["mechanisms"]["hyperalloc"]
+        entry["over_hyperalloc"] = {
+            mech: {k: (_med(m[k]) / _med(h[k]) if _med(m[k]) and _med(h[k]) else None) for k in ("shrink_ms", "grow_ms")}
+            for mech, m in entry["mechanisms"].items() if mech != "hyperalloc"}
         out["by_n"][n] = entry
+    out["mechanisms"] = [m for m in MECHANISMS if any(m in e["mechanisms"] for e in out["by_n"].values())]
+    out["reference"] = REFERENCE
     return out
 
 
@@ -155,11 +167,13 @@ def table(summary: dict) -> str:
         n = int(n)  # a str key once the summary went through JSON
         lim, g = e["limits"], e["goals"]
         lines.append(f"== inflate N = {n} GiB (VM 16 GiB, shrink to {16 - n} GiB, grow back, allocate {n} GiB again) ==")
-        lines.append(f"{'':22}{'hyperalloc':>14}{'balloon':>14}{'limit':>14}")
-        h, b = e["mechanisms"]["hyperalloc"], e["mechanisms"]["balloon"]
+        mechs = list(e["mechanisms"])
+        h = e["mechanisms"]["hyperalloc"]
+        lines.append(f"{'':22}" + "".join(f"{m:>14}" for m in mechs) + f"{'limit':>14}")
 
         def line(label, key, limit=None, spec=".1f"):
-            lines.append(f"{label:22}{_fmt(_med(h[key]), spec):>14}{_fmt(_med(b[key]), spec):>14}{_fmt(limit, spec):>14}")
+            lines.append(f"{label:22}" + "".join(f"{_fmt(_med(e['mechanisms'][m][key]), spec):>14}" for m in mechs)
+                         + f"{_fmt(limit, spec):>14}")
         madv_ms = n / lim["madvise_gib_s"] * 1e3 if lim["madvise_gib_s"] else None
         line("shrink ms", "shrink_ms", madv_ms, ".2f")
         line("shrink GiB/s", "shrink_gib_s", lim["madvise_gib_s"])
@@ -172,10 +186,10 @@ def table(summary: dict) -> str:
         line("reuse / first touch", "reuse_over_touch", GOAL_REUSE_OF_FIRST_TOUCH, ".2f")
         line("installs", "installs", None, ".0f")
         line("install us / 2 MiB", "install_us", g["install"]["limit_us"])
-        r = e["balloon_over_hyperalloc"]
-        lines.append(f"balloon / hyperalloc: shrink {_fmt(r['shrink_ms'])}x, grow {_fmt(r['grow_ms'], '.0f')}x "
-                     f"(runs: {h['runs']} + {b['runs']}, failed {h['failed_runs']} + {b['failed_runs']}, "
-                     f"verify {'ok' if h['verify_ok'] and b['verify_ok'] else 'FAILED'})")
+        for mech, r in e["over_hyperalloc"].items():
+            lines.append(f"{mech} / hyperalloc: shrink {_fmt(r['shrink_ms'])}x, grow {_fmt(r['grow_ms'], '.0f')}x")
+        lines.append("runs " + ", ".join(f"{m} {x['runs']} (failed {x['failed_runs']}, verify "
+                                         f"{'ok' if x['verify_ok'] else 'FAILED'})" for m, x in e["mechanisms"].items()))
         for k in ("shrink", "grow", "reuse"):
             x = g[k]
             ratio = f" (ratio {x['ratio']:.2f})" if x.get("ratio") is not None else ""
@@ -184,6 +198,9 @@ def table(summary: dict) -> str:
             lines.append(f"install cost: {g['install']['why_none']}")
         lines += caveats(n, h)
         lines.append("")
+    ref = summary.get("reference", REFERENCE)
+    lines.append("reference (20 GiB VM shrunk by 18 GiB, other hardware): " + "; ".join(
+        f"{m} shrink {r['shrink_ms']} ms, grow {r['grow_ms']} ms, reuse {r['reuse_gib_s']} GiB/s" for m, r in ref.items()))
     lines.append("limit column: shrink = N GiB at the madvise rate; touched GiB discarded = N (all of it); grow = goal; "
                  "first touch = a separate fresh VM without reclamation (context only); reuse / first touch = goal, "
                  "per VM against its own first touch; install = populate + exit.")

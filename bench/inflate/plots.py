@@ -10,8 +10,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {"hyperalloc": "tab:blue", "balloon": "tab:orange", "none": "tab:gray"}
-MECHS = ("hyperalloc", "balloon")
+COLORS = {"hyperalloc": "tab:blue", "balloon": "tab:orange", "balloon-huge": "tab:green", "virtio-mem": "tab:purple",
+          "none": "tab:gray"}
+
+
+def _mechs(summary: dict) -> list:
+    return summary.get("mechanisms") or ["hyperalloc", "balloon"]
 
 
 def _label(v: float) -> str:
@@ -21,15 +25,16 @@ def _label(v: float) -> str:
 def _bars(ax, summary: dict, key: str, scale: float = 1.0):
     """Grouped bars (median, min..max whiskers) per N and mechanism; returns {n: group centre}."""
     ns = sorted(summary["by_n"], key=int)
-    width = 0.38
+    mechs = _mechs(summary)
+    width = 0.8 / len(mechs)
     centres = {}
     for i, n in enumerate(ns):
         centres[n] = i
-        for j, mech in enumerate(MECHS):
-            s = summary["by_n"][n]["mechanisms"][mech].get(key)
+        for j, mech in enumerate(mechs):
+            s = (summary["by_n"][n]["mechanisms"].get(mech) or {}).get(key)
             if not s:
                 continue
-            x = i + (j - 0.5) * width
+            x = i + (j - (len(mechs) - 1) / 2) * width
             med = s["median"] * scale
             ax.bar(x, med, width, color=COLORS[mech], label=mech if i == 0 else None,
                    yerr=[[med - s["min"] * scale], [s["max"] * scale - med]], capsize=3)
@@ -61,7 +66,7 @@ def shrink_grow(summary: dict, path: Path):
     b.set_ylabel("grow time (ms, log)")
     b.set_title("grow back to 16 GiB")
     b.legend(fontsize=8)
-    fig.suptitle("inflate: HyperAlloc vs virtio-balloon (median of runs, whiskers min..max)")
+    fig.suptitle("inflate: " + ", ".join(_mechs(summary)) + " (median of runs, whiskers min..max)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -70,12 +75,13 @@ def shrink_grow(summary: dict, path: Path):
 def reuse(summary: dict, path: Path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     c = _bars(ax, summary, "reuse_mib_s")
-    width = 0.38
+    mechs = _mechs(summary)
+    width = 0.8 / len(mechs)
     for k, (n, x) in enumerate(c.items()):
-        for j, mech in enumerate(MECHS):  # each mechanism's own first touch (same VM) is its limit
-            ft = summary["by_n"][n]["mechanisms"][mech].get("touch_mib_s")
+        for j, mech in enumerate(mechs):  # each mechanism's own first touch (same VM) is its limit
+            ft = (summary["by_n"][n]["mechanisms"].get(mech) or {}).get("touch_mib_s")
             y = ft and ft["median"]
-            xm = x + (j - 0.5) * width
+            xm = x + (j - (len(mechs) - 1) / 2) * width
             if y:
                 ax.plot([xm - width / 2, xm + width / 2], [y, y], "k--", lw=1.5,
                         label="limit: same VM's first touch" if k == 0 and j == 0 else None)
@@ -83,7 +89,7 @@ def reuse(summary: dict, path: Path):
                         label="goal: 0.9 × limit" if k == 0 and j == 0 else None)
         inst = summary["by_n"][n]["mechanisms"]["hyperalloc"].get("installs")
         if inst:
-            ax.annotate(f"{inst['median']:.0f} installs", (x - 0.19, 0), ha="center", va="bottom", fontsize=7,
+            ax.annotate(f"{inst['median']:.0f} installs", (x - (len(mechs) - 1) / 2 * width, 0), ha="center", va="bottom", fontsize=7,
                         color="white", xytext=(0, 3), textcoords="offset points")
     ax.set_ylabel("guest `alloc N G` after grow (MiB/s)")
     ax.set_title("reuse after grow (4 KiB allocations, touched)")
@@ -93,10 +99,10 @@ def reuse(summary: dict, path: Path):
     plt.close(fig)
 
 
-def rss_timeline(raw: Path, ns: list, path: Path):
+def rss_timeline(raw: Path, ns: list, mechs: list, path: Path):
     fig, axes = plt.subplots(1, len(ns), figsize=(6 * len(ns), 4), squeeze=False)
     for ax, n in zip(axes[0], ns):
-        for mech in MECHS:
+        for mech in mechs:
             f = raw / f"{mech}_{n}g_r0_rss.csv"
             if not f.exists():
                 continue
@@ -117,5 +123,5 @@ def draw(d: Path, summary: dict) -> list[Path]:
     out = [d / "inflate_shrink_grow.png", d / "inflate_reuse.png", d / "inflate_rss.png"]
     shrink_grow(summary, out[0])
     reuse(summary, out[1])
-    rss_timeline(d / "raw", sorted(summary["by_n"], key=int), out[2])
+    rss_timeline(d / "raw", sorted(summary["by_n"], key=int), _mechs(summary), out[2])
     return out
