@@ -77,15 +77,30 @@ constexpr uint64_t ram_end(uint64_t ram) {
   return s.high_bytes ? kHoleEnd + s.high_bytes : s.low_bytes;
 }
 
-// Page directories for [4 GiB, ram_end): one 4 KiB table per GiB, at the top of low RAM, in whole
-// 2 MiB frames (so the guest allocator loses whole huge frames, not partial ones).
 struct Range {
   uint64_t start, size;
+  constexpr uint64_t end() const { return start + size; }
 };
-constexpr Range high_page_tables(uint64_t ram) {
+
+// virtio-mem (--reclaim virtio-mem): the device's hot-pluggable region lies above boot RAM, at the
+// first 1 GiB boundary at or above both the end of boot RAM and 4 GiB (never in the MMIO hole), so
+// the identity map reaches it with whole page directories. It is not RAM in e820 or the FDT: the
+// guest learns it from the device's config space. Blocks are 2 MiB or larger powers of two.
+inline constexpr uint64_t kHotplugAlign = 1 * GiB;
+inline constexpr uint64_t kHotplugMinBoot = 256 * MiB;  // boot memory is never unplugged
+constexpr Range hotplug_region(uint64_t boot_ram, uint64_t region_bytes) {
+  const uint64_t base = ram_end(boot_ram) > kHoleEnd ? ram_end(boot_ram) : kHoleEnd;
+  return {(base + kHotplugAlign - 1) / kHotplugAlign * kHotplugAlign, region_bytes};
+}
+
+// Page directories for [4 GiB, max(ram_end, map_end)): one 4 KiB table per GiB, at the top of low
+// RAM, in whole 2 MiB frames (so the guest allocator loses whole huge frames, not partial ones).
+// map_end: the end of a hot-plug region to identity-map as well (0: none).
+constexpr Range high_page_tables(uint64_t ram, uint64_t map_end = 0) {
   auto s = split_ram(ram);
-  if (!s.high_bytes) return {0, 0};
-  uint64_t tables = (s.high_bytes + GiB - 1) / GiB;
+  const uint64_t top = ram_end(ram) > map_end ? ram_end(ram) : map_end;
+  if (top <= kHoleEnd) return {0, 0};
+  uint64_t tables = (top - kHoleEnd + GiB - 1) / GiB;
   uint64_t size = (tables * 0x1000 + 2 * MiB - 1) / (2 * MiB) * (2 * MiB);
   return {s.low_bytes - size, size};
 }

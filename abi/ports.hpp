@@ -22,8 +22,9 @@ enum class Hypercall : uint32_t {
   kHyperallocRegister = 6,  // a0 = GPA of a hyperalloc::Registration
   kNow = 7,           // ret = host monotonic nanoseconds (for benchmarks)
   kBarrier = 8,       // block until the host grants a `continue` (hvmm ctl continue); one per call
+  kVirtioMemFree = 9,  // a0 = the guest's free bytes: the virtio-mem driver's report (about once a second)
 };
-inline constexpr uint32_t kHypercallMax = 8;  // the highest number above: keep it in step
+inline constexpr uint32_t kHypercallMax = 9;  // the highest number above: keep it in step
 
 enum class HypercallStatus : int64_t { kOk = 0, kInvalid = -1, kUnsupported = -2, kTimedOut = -3 };
 

@@ -93,15 +93,25 @@ inline constexpr uint64_t kFeatureDeflateOnOom = 1ull << 2;
 inline constexpr uint64_t kFeatureFreePageHint = 1ull << 3;
 inline constexpr uint64_t kFeaturePagePoison = 1ull << 4;
 inline constexpr uint64_t kFeatureReporting = 1ull << 5;
+// hvmm's own, not in the virtio spec: VIRTIO_BALLOON_F_HVMM_HUGE_PAGES, the balloon with 2 MiB
+// pages of the HyperAlloc paper's reference. The driver inflates and deflates 2 MiB blocks (order 9)
+// and sends the PFN of each block's first 4 KiB frame (still a u32 of 4 KiB units, 2 MiB aligned);
+// the device gives back 2 MiB per PFN; `num_pages` and `actual` count 2 MiB units; deflate-on-OOM
+// returns one 2 MiB block. Bit 23 is the last of the low range the spec leaves to each device type
+// (0..23) and far from the bits it has given the balloon so far (0..5). A stock Linux guest does not
+// know it, so it does not accept it and gets the ordinary 4 KiB balloon.
+inline constexpr uint64_t kFeatureHvmmHugePages = 1ull << 23;
 // Inflate/deflate PFNs are u32 numbers of 4 KiB pages, whatever the guest's page size.
 inline constexpr uint64_t kPfnShift = 12;
 inline constexpr uint64_t kPageSize = 1ull << kPfnShift;
+inline constexpr uint64_t kHugePageSize = 2ull << 20;  // one balloon page with kFeatureHvmmHugePages
+inline constexpr uint64_t kPfnsPerHugePage = kHugePageSize / kPageSize;
 inline constexpr uint16_t kMinReportingQueue = 32;  // Linux refuses a smaller reporting queue
 
 // Config space (§5.5.4), at mmio_reg::kConfig.
 struct Config {
-  uint32_t num_pages;              // host: target balloon size in 4 KiB pages
-  uint32_t actual;                 // guest: current balloon size
+  uint32_t num_pages;              // host: target balloon size in 4 KiB pages (2 MiB: kFeatureHvmmHugePages)
+  uint32_t actual;                 // guest: current balloon size, same unit
   uint32_t free_page_hint_cmd_id;  // unused (FREE_PAGE_HINT not offered)
   uint32_t poison_val;             // unused (PAGE_POISON not offered)
 };

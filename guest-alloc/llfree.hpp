@@ -105,6 +105,52 @@ class LLFree {
     if (last_tree != ~uint64_t{0}) recount_tree(last_tree);
   }
 
+  // Init-time, single-threaded, before any get(): marks the whole children [child, child+count)
+  // (clamped to the zone) allocated as huge pages with the reclaimed bit, whatever they held: memory
+  // that is not there yet (a virtio-mem region before it is plugged). put(frame, kHugeOrder) hands one
+  // to the allocator, which then prefers resident memory over it (the bit is kept until first use).
+  void reserve_huge(uint64_t child, uint64_t count) {
+    const uint64_t nc = v_.children_count();
+    if (child >= nc) return;
+    if (count > nc - child) count = nc - child;
+    for (uint64_t c = child; c < child + count; ++c) {
+      if (v_.child_capacity(c) != kFramesPerChild) continue;  // a partial last child stays as it is
+      for (unsigned w = 0; w < kWordsPerBitfield; ++w) v_.bitfield[c].words[w] = 0;
+      v_.children[c].word = Child::make(0, true, true);
+    }
+    for (uint64_t t = child / kChildrenPerTree; t * kChildrenPerTree < child + count; ++t) recount_tree(t);
+  }
+
+  // Takes one specific wholly free 2 MiB child out of the allocator, as hard_reclaim does for the
+  // host (llfree_host.hpp): the tree's count first, so no CPU can count these frames, then the child
+  // (free=512,!huge -> free=0,huge,reclaimed). The count may sit in the shared tree counter or in a
+  // CPU's reservation of that tree. False, nothing changed, when the child is not wholly free (a live
+  // page: no migration) or its count cannot be had. put(frame, kHugeOrder) gives it back.
+  bool take_huge(uint64_t c) {
+    if (c >= v_.children_count() || v_.child_capacity(c) != kFramesPerChild) return false;
+    auto a = v_.children[c].atomic();
+    if (!Child::wholly_free(a.load(std::memory_order_relaxed))) return false;
+    const uint64_t t = c / kChildrenPerTree;
+    bool counted = detail::tree_take(v_.trees[t], kFramesPerChild, false);
+    for (unsigned cpu = 0; !counted && cpu < cpus_; ++cpu) {
+      const uint64_t res = locals_[cpu].res_atomic().load(std::memory_order_relaxed);
+      if (!Local::valid_of(res) || Local::tree_of(res) != t) continue;
+      uint64_t got;
+      if (!take_local(locals_[cpu], kFramesPerChild, got)) continue;
+      if (got == t) counted = true;
+      else detail::tree_add(v_.trees[got], kFramesPerChild);  // the CPU moved on meanwhile
+    }
+    if (!counted) return false;
+    if (atomic_update(a, [](uint16_t w, uint16_t& out) {
+          if (!Child::wholly_free(w)) return false;
+          out = Child::make(0, true, true);
+          return true;
+        }))
+      return true;
+    detail::tree_add(v_.trees[t], kFramesPerChild);  // allocated meanwhile: the count goes home
+    return false;
+  }
+
   Result get(unsigned cpu, unsigned order) {
     Result r;
     if (cpu >= cpus_ || order > kMaxOrder) {

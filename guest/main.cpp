@@ -43,6 +43,7 @@ extern "C" [[noreturn]] void kernel_main(unsigned cpu, const void* zero_page) {
   smp_init(g_boot.cpus);
   mem_init(g_boot);
   service_cpus_release();
+  await_drivers(g_boot);
   const char* w = *g_boot.workload ? g_boot.workload : kDefaultWorkload;
   uint32_t rc = run_workload(g_boot, w);
   console_flush();

@@ -9,6 +9,7 @@
 #include "guest/console.hpp"
 #include "guest/hypercall.hpp"
 #include "guest/percpu.hpp"
+#include "guest/virtio/mem.hpp"
 
 extern "C" char __kernel_end[];
 
@@ -25,6 +26,7 @@ hvmm::abi::hyperalloc::Registration g_registration;
 // Balloon driver hooks (mem.hpp): deflate-on-OOM and the free-page-reporting marks.
 bool (*g_oom_hook)() = nullptr;
 uint64_t* g_reported = nullptr;
+uint64_t g_hotplug_start = 0, g_hotplug_size = 0;  // the virtio-mem region, if any
 
 // The 2 MiB frames a block of 2^order frames covers: [first, last].
 struct HugeSpan {
@@ -78,6 +80,12 @@ static void reuse_reclaimed(uint64_t huge_idx) {
 void mem_init(const BootInfo& boot) {
   uint64_t end = 0;
   for (unsigned i = 0; i < boot.ram_count; i++) end = end > boot.ram[i].start + boot.ram[i].size ? end : boot.ram[i].start + boot.ram[i].size;
+  // A virtio-mem region above RAM: the allocator covers it from the start, so it can grow into it.
+  if (virtio::virtio_mem_region(boot, g_hotplug_start, g_hotplug_size) && g_hotplug_start >= end &&
+      g_hotplug_start % (kFramesPerChild * kPageSize) == 0)
+    end = g_hotplug_start + g_hotplug_size;
+  else
+    g_hotplug_start = g_hotplug_size = 0;
   const uint64_t frames = align_up(end, kFramesPerChild * kPageSize) / kPageSize;
   // Service CPUs (balloon driver) allocate too: they get allocator slots after the workload CPUs.
   const unsigned cpus = boot.cpus + boot.service_cpus;
@@ -109,6 +117,9 @@ void mem_init(const BootInfo& boot) {
   if (frames * kPageSize > cursor) g_alloc.reserve_range(cursor / kPageSize, frames - cursor / kPageSize);
   for (unsigned i = 0; i < boot.reserved_count; i++)
     g_alloc.reserve_range(boot.reserved[i].start / kPageSize, align_up(boot.reserved[i].size, kPageSize) / kPageSize);
+  // Not plugged yet: allocated as reclaimed huge frames, which the driver frees as it plugs them.
+  if (g_hotplug_size)
+    g_alloc.reserve_huge(g_hotplug_start / (kFramesPerChild * kPageSize), g_hotplug_size / (kFramesPerChild * kPageSize));
 
   g_install_port = boot.hyperalloc_port;
   // `hvmm.no_register` on the command line: boot without registering (for hostile-record tests).
@@ -119,7 +130,10 @@ void mem_init(const BootInfo& boot) {
   // host has (never touched, or handed back by free page reporting), and LLFree's preference for
   // frames without the bit then makes the guest reuse resident memory first, as Linux's allocator
   // prefers hot pages and queues reported ones last. With HyperAlloc the bit belongs to the host.
-  if (g_install_port < 0) {
+  // With virtio-mem, boot memory is never given back: leaving it unmarked makes the guest fill it
+  // first and keep the hot-plugged frames free, so that they can be unplugged (as Linux keeps
+  // hot-plugged memory in ZONE_MOVABLE). The plugged frames carry the bit until first use.
+  if (g_install_port < 0 && !g_hotplug_size) {
     auto v = g_alloc.shared();
     for (uint64_t h = 0; h < v.children_count(); h++) hvmm::alloc::host::soft_reclaim(v, h);
   }
@@ -181,6 +195,23 @@ hvmm::abi::hyperalloc::Registration mem_registration() {
   r.bitfield_gpa = reinterpret_cast<uintptr_t>(v.bitfield);
   r.bitfield_len = v.children_count() * sizeof(hvmm::alloc::Bitfield);
   return r;
+}
+
+uint64_t mem_hotplug_start() { return g_hotplug_start; }
+
+void mem_give_huge(uint64_t huge_idx) {
+  if (g_alloc.put(this_cpu()->id, huge_idx * kFramesPerChild, kHugeOrder) != Error::kOk) {
+    kprintf("mem: virtio-mem frame 0x%lx was not reserved\n", huge_idx);
+    panic("mem: bad hot-plug free");
+  }
+}
+
+bool mem_take_huge(uint64_t huge_idx) { return g_alloc.take_huge(huge_idx); }
+
+bool mem_huge_touched(uint64_t huge_idx) {
+  if (huge_idx >= mem_huge_frames()) return false;
+  const uint16_t w = std::atomic_ref<uint16_t>(g_alloc.shared().children[huge_idx].word).load(std::memory_order_relaxed);
+  return !hvmm::alloc::Child::reclaimed_of(w);
 }
 
 uint64_t mem_free_bytes() { return g_alloc.free_frames() * kPageSize; }

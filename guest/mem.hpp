@@ -49,4 +49,14 @@ uint64_t mem_huge_frames();
 // Takes one free 2 MiB frame for reporting: leaves its mark alone, never calls the OOM hook.
 bool mem_isolate_huge(uint64_t& frame, bool& reported);
 
+// --- Hooks for the virtio-mem driver (guest/virtio/mem.cpp) ---
+// The device region mem_init found (0: none). The allocator covers it from boot, every 2 MiB frame
+// allocated (reserved) until the driver plugs it.
+uint64_t mem_hotplug_start();
+// A plugged frame goes to the allocator / a wholly free one comes out (false: in use, stays).
+void mem_give_huge(uint64_t huge_idx);
+bool mem_take_huge(uint64_t huge_idx);
+// Has the frame been used since it was plugged (its memory is resident on the host)?
+bool mem_huge_touched(uint64_t huge_idx);
+
 }  // namespace guest

@@ -7,6 +7,7 @@
 #include "guest/console.hpp"
 #include "guest/hypercall.hpp"
 #include "guest/virtio/balloon.hpp"
+#include "guest/virtio/mem.hpp"
 #include "guest/virtio/page_reporting.hpp"
 
 namespace guest {
@@ -14,6 +15,7 @@ namespace {
 constexpr uint64_t kSecond = 1'000'000'000;
 uint32_t g_first_service = 0;  // 0 until the roles are known, then the first service CPU's index
 uint32_t g_mem_ready = 0;
+uint32_t g_drivers_ready = 0;  // set by the first service CPU once its driver is up (e.g. memory plugged)
 
 uint32_t load(uint32_t& w) { return std::atomic_ref<uint32_t>(w).load(std::memory_order_acquire); }
 void publish(uint32_t& w, uint32_t v) {
@@ -35,9 +37,18 @@ bool ap_is_service(unsigned cpu) {
 void publish_cpu_roles(const BootInfo& boot) { publish(g_first_service, boot.cpus); }
 void service_cpus_release() { publish(g_mem_ready, 1); }
 
+void await_drivers(const BootInfo& boot) {
+  // Bounded (30 s): a driver that never comes up must not keep the workload from running. By the
+  // clock, not by wake-ups: every wake() in the VM ends a wait.
+  if (!boot.service_cpus) return;
+  const uint64_t deadline = host_now_ns() + 30 * kSecond;
+  for (uint64_t now; !load(g_drivers_ready) && (now = host_now_ns()) < deadline;)
+    wait_on(&g_drivers_ready, 0, deadline - now);
+}
+
 namespace {
 uint32_t g_idle = 0;  // never changes: the service CPU waits on it until wake_all() or a timeout
-constexpr unsigned kBatchesPerRound = 16;  // 16 x 256 pages between InterruptStatus reads
+constexpr unsigned kBatchesPerRound = 16;  // 16 x 256 balloon pages between InterruptStatus reads
 
 uint64_t to_ns(uint64_t ticks, uint64_t hz) { return hz ? static_cast<uint64_t>((unsigned __int128)ticks * kSecond / hz) : 0; }
 
@@ -65,7 +76,8 @@ uint64_t to_ns(uint64_t ticks, uint64_t hz) { return hz ? static_cast<uint64_t>(
       info = balloon_info();
       const uint64_t end = rdtsc();
       kprintf("balloon: %lu MiB in the balloon (target %lu MiB%s) after %lu ms; driver CPU %lu ms so far, %lu OOM deflates\n",
-              uint64_t(info.actual) >> 8, uint64_t(info.target) >> 8, info.actual == info.target ? ", reached" : ", out of memory",
+              uint64_t(info.actual) * info.page_bytes >> 20, uint64_t(info.target) * info.page_bytes >> 20,
+              info.actual == info.target ? ", reached" : ", out of memory",
               to_ns(end - move_start, boot.tsc_hz) / 1000000, to_ns(busy + end - t0, boot.tsc_hz) / 1000000, info.oom_deflates);
       moving = false;
     }
@@ -77,6 +89,12 @@ uint64_t to_ns(uint64_t ticks, uint64_t hz) { return hz ? static_cast<uint64_t>(
 }  // namespace
 
 void service_main(unsigned, const BootInfo& boot) {
+  // virtio-mem plugs the VM's memory before the workload starts, so that it sees all of it.
+  if (virtio::virtio_mem_init(boot)) {
+    publish(g_drivers_ready, 1);
+    virtio::virtio_mem_loop(boot);
+  }
+  publish(g_drivers_ready, 1);
   if (virtio::balloon_init(boot)) balloon_loop(boot);
   for (;;) wait_on(&g_mem_ready, 1, 3600 * kSecond);  // no driver to run: stay out of the way
 }

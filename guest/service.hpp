@@ -13,6 +13,9 @@ bool ap_is_service(unsigned cpu);
 // BSP: after parsing the boot info / after mem_init.
 void publish_cpu_roles(const BootInfo& boot);
 void service_cpus_release();
+// BSP, before the workload: waits (at most 30 s) until the service CPU's driver is up, e.g. until
+// virtio-mem has plugged the memory the host asked for. Returns at once without service CPUs.
+void await_drivers(const BootInfo& boot);
 // The service loop of a service CPU. Never returns.
 [[noreturn]] void service_main(unsigned cpu, const BootInfo& boot);
 

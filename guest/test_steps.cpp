@@ -1,6 +1,7 @@
 // Steps that exist for hvmm's own tests: `churn` (every vCPU allocates, verifies and frees random
 // blocks for a while) and `hostile-hyperalloc` (sends malformed registration records and install
-// requests, as a malicious guest would; needs `--cmdline hvmm.no_register`).
+// requests, as a malicious guest would; needs `--cmdline hvmm.no_register`) and `hostile-virtio-mem`
+// (touches unplugged virtio-mem memory behind the driver's back).
 #include <atomic>
 
 #include "guest/arch.hpp"
@@ -151,9 +152,34 @@ uint32_t step_hostile(const StepArgs& a) {
   return refused == n && bad_gpa && valid == 0 && again ? 0 : kExitStepFailed;
 }
 
+// hostile-virtio-mem: touches the first and last word of the virtio-mem region as a guest that
+// ignores the driver would, and points a hypercall at it. Run it after the host unplugged the
+// region (resize to the boot size): the loads must read all-ones, the stores must be dropped, the
+// hypercall refused, and the VM must run on.
+uint32_t step_hostile_virtio_mem(const StepArgs& a) {
+  if (a.dry) return 0;
+  const uint64_t start = mem_hotplug_start();
+  if (!start) {
+    kprintf("hostile-virtio-mem: no virtio-mem region\n");
+    return kExitStepFailed;
+  }
+  auto* first = reinterpret_cast<volatile uint64_t*>(start);
+  const uint64_t before = *first;
+  *first = 0x1234'5678'9abc'def0ULL;
+  const uint64_t after = *first;
+  auto* last = reinterpret_cast<volatile uint32_t*>(start + (1ull << 21) - 4);
+  const uint32_t last_val = *last;
+  const int64_t rc = hypercall(hvmm::abi::Hypercall::kConsoleWrite, start, 16);
+  const bool ok = before == ~0ull && after == ~0ull && last_val == ~0u && rc != 0;
+  kprintf("hostile-virtio-mem: read 0x%lx, after a write 0x%lx, last word 0x%x, console hypercall %s: %s\n", before,
+          after, last_val, rc ? "refused" : "ACCEPTED", ok ? "refused and counted" : "SERVED");
+  return ok ? 0 : kExitStepFailed;
+}
+
 constexpr StepDef kTest[] = {
     {"churn", "churn <duration>", step_churn},
     {"hostile-hyperalloc", "hostile-hyperalloc", step_hostile},
+    {"hostile-virtio-mem", "hostile-virtio-mem", step_hostile_virtio_mem},
 };
 
 }  // namespace

@@ -35,8 +35,11 @@ Vm::Vm(const VmConfig& cfg) : cfg_(cfg), sys_(), vm_(sys_) {
   if (cfg.cpus == 0 || cfg.cpus > abi::kMaxWorkloadCpus || cfg.cpus > sys_.max_vcpus())
     throw std::runtime_error(fmt::format("--cpus {}: this host's KVM and hvmm allow 1 to {}", cfg.cpus,
                                          std::min(abi::kMaxWorkloadCpus, sys_.max_vcpus())));
-  mem_ = std::make_unique<GuestMemory>(cfg.mem_bytes);
-  for (uint32_t slot = 0; auto& r : mem_->regions()) vm_.set_memory_region(slot++, r.gpa, r.size, r.hva);
+  const layout::Range hot = layout::hotplug_region(cfg.mem_bytes, cfg.hotplug_bytes);
+  mem_ = hot.size ? std::make_unique<GuestMemory>(cfg.mem_bytes, hot.start, hot.size, cfg.hotplug_block)
+                  : std::make_unique<GuestMemory>(cfg.mem_bytes);
+  uint32_t slot = 0;
+  for (auto& r : mem_->regions()) vm_.set_memory_region(slot++, r.gpa, r.size, r.hva);
   devices_ = std::make_unique<DeviceManager>(*mem_, *this, *this, *this);
 
   // The mechanism adds its devices (and maybe service vCPUs) before the vCPUs and the FDT exist.
@@ -45,7 +48,12 @@ Vm::Vm(const VmConfig& cfg) : cfg_(cfg), sys_(), vm_(sys_) {
   VmWiring wiring{*mem_, *devices_, cfg.cpus};
   // Boot data and the kernel image: the guest must never point the host at them.
   wiring.protected_ranges.push_back({0, kernel.phys_end});
-  if (auto pt = layout::high_page_tables(cfg.mem_bytes); pt.size) wiring.protected_ranges.push_back({pt.start, pt.size});
+  if (auto pt = layout::high_page_tables(cfg.mem_bytes, map_end()); pt.size)
+    wiring.protected_ranges.push_back({pt.start, pt.size});
+  // The hot-plug region has no memory slot: its mechanism adds and removes them as blocks come and go.
+  wiring.kvm = &vm_;
+  wiring.first_free_memslot = slot;
+  wiring.memslots = sys_.nr_memslots();
   reclaim_->attach(wiring);
 
   const unsigned total = cfg.cpus + wiring.service_cpus;
@@ -61,7 +69,8 @@ Vm::Vm(const VmConfig& cfg) : cfg_(cfg), sys_(), vm_(sys_) {
                       .tsc_hz = runner_->vcpu(0).tsc_khz() * 1000,
                       .bootargs = {},
                       .device_nodes = devices_->fdt_nodes(),
-                      .workload_cpus = cfg.cpus};
+                      .workload_cpus = cfg.cpus,
+                      .map_end = map_end()};
   boot(kernel, fdt);
 }
 
@@ -89,13 +98,13 @@ boot::LoadedKernel Vm::load_kernel(const VmConfig& cfg) {
 void Vm::boot(const boot::LoadedKernel& kernel, boot::FdtConfig& fdt) {
   auto supported = sys_.supported_cpuid();
   x86::write_boot_gdt(*mem_);
-  x86::write_identity_page_tables(*mem_, cfg_.mem_bytes);
+  x86::write_identity_page_tables(*mem_, cfg_.mem_bytes, map_end());
 
   std::string cmdline = cfg_.cmdline;
   if (!cfg_.workload.empty()) cmdline += (cmdline.empty() ? "-- " : " -- ") + cfg_.workload;
   fdt.bootargs = cmdline;
   auto dtb = boot::build_fdt(fdt);
-  boot::write_boot_params(*mem_, {cfg_.mem_bytes, cmdline, dtb});
+  boot::write_boot_params(*mem_, {cfg_.mem_bytes, cmdline, dtb, map_end()});
 
   for (unsigned i = 0; i < runner_->size(); i++) {
     KvmVcpu& v = runner_->vcpu(i);
@@ -158,8 +167,10 @@ int Vm::run() {
   return status_;
 }
 
+uint64_t Vm::map_end() const { return mem_ && mem_->hotplug() ? mem_->hotplug()->end() : 0; }
+
 std::string Vm::status_fields() {
-  return fmt::format("RAM {} | host RSS {} | {}", format_size(cfg_.mem_bytes), format_size(read_process_rss_bytes()),
+  return fmt::format("RAM {} | host RSS {} | {}", format_size(cfg_.mem_bytes + cfg_.hotplug_bytes), format_size(read_process_rss_bytes()),
                      reclaim_->status_line());
 }
 
@@ -167,7 +178,7 @@ api::VmStatus Vm::status() {
   api::VmStatus s;
   s.mechanism = reclaim_->name();
   s.reclaim = reclaim_->status();
-  s.guest_total_bytes = cfg_.mem_bytes;
+  s.guest_total_bytes = cfg_.mem_bytes + cfg_.hotplug_bytes;  // with virtio-mem: boot RAM + the region
   s.host_rss_bytes = read_process_rss_bytes();
   s.vcpus = cfg_.cpus;
   s.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();

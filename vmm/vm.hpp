@@ -30,7 +30,9 @@ namespace hvmm {
 class StatusLine;
 
 struct VmConfig {
-  uint64_t mem_bytes = 0;
+  uint64_t mem_bytes = 0;              // boot RAM (e820, FDT)
+  uint64_t hotplug_bytes = 0;          // a virtio-mem region above it (layout::hotplug_region), 0: none
+  uint64_t hotplug_block = 2ull << 20;  // its block size
   unsigned cpus = 1;
   std::string kernel_path;              // empty: the built-in kernel
   std::span<const uint8_t> builtin_kernel;
@@ -65,6 +67,7 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   boot::LoadedKernel load_kernel(const VmConfig& cfg);
   void boot(const boot::LoadedKernel& kernel, boot::FdtConfig& fdt);
   std::string status_fields();
+  uint64_t map_end() const;  // end of the virtio-mem region, which the identity map covers (0: none)
   void wake_main();
 
   VmConfig cfg_;

@@ -14,9 +14,10 @@ Balloon::Balloon(const GuestMemory& mem, BalloonBackend& backend, Options opt)
   if (!std::has_single_bit(opt.queue_size) || opt.queue_size < kMinReportingQueue)
     throw std::invalid_argument("virtio-balloon: queue size must be a power of two >= 32");
   offered_ = (opt.stats ? kFeatureStatsVq : 0) | (opt.deflate_on_oom ? kFeatureDeflateOnOom : 0) |
-             (opt.reporting ? kFeatureReporting : 0);
+             (opt.reporting ? kFeatureReporting : 0) | (opt.huge_pages ? kFeatureHvmmHugePages : 0);
   layout_queues(offered_);
   pages_.reserve(kMaxPfnsPerChain);
+  if (opt.whole_frames) page_map_.emplace(mem);
 }
 
 void Balloon::layout_queues(uint64_t features) {
@@ -42,7 +43,7 @@ uint16_t Balloon::queue_max_size(unsigned index) const {
 }
 
 void Balloon::read_config(uint32_t offset, uint8_t* data, unsigned len) {
-  Config c{target_, actual_, 0, 0};
+  Config c{target_units(), actual_, 0, 0};
   for (unsigned i = 0; i < len; ++i) {
     uint64_t o = uint64_t(offset) + i;
     data[i] = o < sizeof c ? reinterpret_cast<const uint8_t*>(&c)[o] : 0;
@@ -92,8 +93,8 @@ void Balloon::process_pfns(Virtqueue& q, unsigned index, bool inflate) {
           ++counters_.ignored_pfns;
           continue;
         }
-        uint64_t gpa = uint64_t(batch[i]) << kPfnShift;
-        if (!mem_.contains(gpa, kPageSize)) {
+        uint64_t gpa;
+        if (!pfn_gpa(batch[i], gpa)) {
           ++counters_.invalid_pfns;
           continue;
         }
@@ -113,26 +114,52 @@ void Balloon::process_pfns(Virtqueue& q, unsigned index, bool inflate) {
   if (pushed) transport_->notify_used(index);
 }
 
+bool Balloon::pfn_gpa(uint32_t pfn, uint64_t& gpa) const {
+  gpa = uint64_t(pfn) << kPfnShift;
+  // A huge page is named by its first 4 KiB frame: 2 MiB aligned, all of it in one RAM region (a
+  // 2 MiB at the end of a region that is not 2 MiB aligned, or across the hole, is refused whole).
+  if (huge() && gpa % kHugePageSize) return false;
+  return mem_.contains(gpa, unit());
+}
+
 void Balloon::flush_pages(std::vector<uint64_t>& pages, bool inflate) {
   std::sort(pages.begin(), pages.end());
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
+  const uint64_t unit = this->unit();
   size_t i = 0;
   while (i < pages.size()) {
-    uint64_t start = pages[i], len = kPageSize;
+    uint64_t start = pages[i], len = unit;
     // Extend while the next page follows directly and the run stays inside one region.
-    while (i + 1 < pages.size() && pages[i + 1] == start + len && mem_.contains(start, len + kPageSize)) {
-      len += kPageSize;
+    while (i + 1 < pages.size() && pages[i + 1] == start + len && mem_.contains(start, len + unit)) {
+      len += unit;
       ++i;
     }
     ++i;
     if (inflate) {
-      discard(start, len, BalloonBackend::Why::inflate);
-      counters_.inflated_pages += len / kPageSize;
+      inflate_run(start, len);
+      counters_.inflated_pages += len / unit;
     } else {
-      backend_.deflate(start, len);
-      counters_.deflated_pages += len / kPageSize;
+      deflate_run(start, len);
+      counters_.deflated_pages += len / unit;
     }
   }
+}
+
+void Balloon::inflate_run(uint64_t gpa, uint64_t len) {
+  discard(gpa, len, BalloonBackend::Why::inflate);
+  // Huge pages are discarded whole already; the map is for the 4 KiB balloon only.
+  if (huge() || !page_map_) return;
+  whole_.clear();
+  page_map_->add(gpa, len, whole_);
+  for (uint64_t frame : whole_) {
+    ++counters_.whole_frame_discards;
+    discard(frame, kHugePageSize, BalloonBackend::Why::frame);
+  }
+}
+
+void Balloon::deflate_run(uint64_t gpa, uint64_t len) {
+  if (!huge() && page_map_) page_map_->remove(gpa, len);
+  backend_.deflate(gpa, len);
 }
 
 bool Balloon::discard(uint64_t gpa, uint64_t len, BalloonBackend::Why why) {
@@ -229,19 +256,26 @@ void Balloon::reset() {
   accepted_ = 0;
   layout_queues(offered_);
   actual_ = 0;  // a reset driver starts with an empty balloon; the host target stays
+  if (page_map_) page_map_->clear();
   stats_head_.reset();
 }
 
 void Balloon::set_target_pages(uint32_t pages) {
   std::lock_guard g(mu_);
-  if (pages == target_) return;
-  target_ = pages;
+  const uint64_t bytes = uint64_t(pages) * unit();
+  if (bytes == target_bytes_) return;
+  target_bytes_ = bytes;
   if (transport_) transport_->config_changed();
 }
 
 uint32_t Balloon::target_pages() {
   std::lock_guard g(mu_);
-  return target_;
+  return target_units();
+}
+
+uint64_t Balloon::page_bytes() {
+  std::lock_guard g(mu_);
+  return unit();
 }
 
 uint32_t Balloon::actual_pages() {
@@ -251,7 +285,7 @@ uint32_t Balloon::actual_pages() {
 
 BalloonStatus Balloon::stats() {
   std::lock_guard g(mu_);
-  return {target_, actual_, accepted_, counters_, guest_stats_};
+  return {target_units(), actual_, unit(), accepted_, counters_, guest_stats_};
 }
 
 }  // namespace hvmm::virtio

@@ -16,16 +16,21 @@ constexpr uint32_t kConfigNumPagesReg = mmio_reg::kConfig + kConfigNumPages;
 constexpr uint32_t kConfigActualReg = mmio_reg::kConfig + kConfigActual;
 constexpr unsigned kBatch = 256;     // VIRTIO_BALLOON_ARRAY_PFNS_MAX
 constexpr unsigned kOomPages = 256;  // VIRTIO_BALLOON_OOM_NR_PAGES
+constexpr unsigned kOomHugePages = 1;  // the 2 MiB balloon gives one block back per failed allocation
 constexpr unsigned kStatCount = 8;   // the statistics we send: tags 0..7
 
 struct Driver {
   MmioDevice dev;
   Virtq inflate, deflate, stats, reporting;
   uint64_t features = 0;
+  unsigned order = 0;           // of a balloon page: 0, or kHugeOrder with kFeatureHvmmHugePages
   uint32_t* pfns = nullptr;     // one page: the PFN array handed to the device
   uint8_t* stats_buf = nullptr; // one page
-  FrameList frames{true};       // the frames in the balloon (list pages in 2 MiB blocks of their own)
-  uint32_t target = 0, actual = 0;
+  // The frames in the balloon. With 4 KiB pages its list pages live in 2 MiB blocks of their own (see
+  // guest/frame_list.hpp); with 2 MiB pages a list page cannot sit in a ballooned block, and a
+  // dedicated 2 MiB block would be one fewer block to balloon, so single pages do (set in init).
+  FrameList frames{true};
+  uint32_t target = 0, actual = 0;  // in balloon pages of 2^order frames
   // After a deflate-on-OOM the driver does not inflate again until the host changes the target
   // (Linux only re-inflates on a config change).
   bool oom_hold = false;
@@ -65,16 +70,16 @@ bool fill_batch(unsigned want) {
   bool out_of_memory = false;
   for (; n < want; n++) {
     uint64_t f;
-    if (!mem_alloc(0, f)) {
+    if (!mem_alloc(g.order, f)) {
       out_of_memory = true;
       break;
     }
     if (!g.frames.push(f)) {
-      mem_free(f, 0);
+      mem_free(f, g.order);
       out_of_memory = true;
       break;
     }
-    g.pfns[n] = static_cast<uint32_t>(f);
+    g.pfns[n] = static_cast<uint32_t>(f);  // a 2 MiB block: the PFN of its first 4 KiB frame
   }
   if (n) {
     tell_host(g.inflate, n);
@@ -90,7 +95,7 @@ unsigned leak_batch(unsigned want) {
   for (uint64_t f; n < want && g.frames.pop(f); n++) g.pfns[n] = static_cast<uint32_t>(f);
   if (!n) return 0;
   tell_host(g.deflate, n);
-  for (unsigned i = 0; i < n; i++) mem_free(g.pfns[i], 0);
+  for (unsigned i = 0; i < n; i++) mem_free(g.pfns[i], g.order);
   g.actual -= n;
   write_actual();
   return n;
@@ -98,7 +103,8 @@ unsigned leak_batch(unsigned want) {
 
 bool is_service_cpu() { return this_cpu()->id >= g.workload_cpus; }
 
-// mem_alloc's OOM hook (a workload CPU): give 256 pages back, as Linux's OOM notifier does.
+// mem_alloc's OOM hook (a workload CPU): give 256 pages back, as Linux's OOM notifier does (one
+// 2 MiB block with huge pages: enough for any allocation up to order 9, and no more than needed).
 bool oom_hook() {
   if (!g.live || is_service_cpu() || !(g.features & kFeatureDeflateOnOom)) return false;
   if (std::atomic_ref<uint32_t>(g.reporting_busy).load(std::memory_order_acquire)) {
@@ -107,7 +113,7 @@ bool oom_hook() {
     return true;
   }
   lock();
-  const unsigned n = leak_batch(kOomPages);
+  const unsigned n = leak_batch(g.order ? kOomHugePages : kOomPages);
   if (n) {
     g.oom_hold = true;
     g.oom_hold_target = g.target;
@@ -168,13 +174,18 @@ bool balloon_init(const BootInfo& boot) {
   d.write(mmio_reg::kDeviceFeaturesSel, 1);
   offered |= uint64_t(d.read(mmio_reg::kDeviceFeatures)) << 32;
   if (!(offered & kFeatureVersion1)) return fail("the device does not offer VERSION_1");
-  g.features = offered & (kFeatureVersion1 | kFeatureStatsVq | kFeatureDeflateOnOom | kFeatureReporting);
+  g.features = offered & (kFeatureVersion1 | kFeatureStatsVq | kFeatureDeflateOnOom | kFeatureReporting |
+                          kFeatureHvmmHugePages);
   d.write(mmio_reg::kDriverFeaturesSel, 0);
   d.write(mmio_reg::kDriverFeatures, static_cast<uint32_t>(g.features));
   d.write(mmio_reg::kDriverFeaturesSel, 1);
   d.write(mmio_reg::kDriverFeatures, static_cast<uint32_t>(g.features >> 32));
   d.write(mmio_reg::kStatus, kStatusAcknowledge | kStatusDriver | kStatusFeaturesOk);
   if (!(d.read(mmio_reg::kStatus) & kStatusFeaturesOk)) return fail("the device refused our features");
+  if (g.features & kFeatureHvmmHugePages) {
+    g.order = kHugeOrder;
+    g.frames = FrameList(false);
+  }
 
   uint64_t pfn_page, stats_page;
   if (!mem_alloc(0, pfn_page) || !mem_alloc(0, stats_page)) return fail("no memory for the driver");
@@ -240,7 +251,7 @@ void balloon_service_stats() {
 
 BalloonInfo balloon_info() {
   lock();
-  BalloonInfo i{g.target, g.actual, g.oom_deflates, (g.features & kFeatureReporting) != 0};
+  BalloonInfo i{g.target, g.actual, kPageSize << g.order, g.oom_deflates, (g.features & kFeatureReporting) != 0};
   unlock();
   return i;
 }

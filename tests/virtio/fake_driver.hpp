@@ -142,10 +142,10 @@ struct RecordingBackend : BalloonBackend {
     uint64_t gpa, len;
     bool operator==(const Call&) const = default;
   };
-  std::vector<Call> inflated, reported, deflated;
+  std::vector<Call> inflated, reported, frames, deflated;
   bool fail = false;
   bool discard(uint64_t gpa, uint64_t len, Why why) override {
-    (why == Why::inflate ? inflated : reported).push_back({gpa, len});
+    (why == Why::inflate ? inflated : why == Why::report ? reported : frames).push_back({gpa, len});
     return !fail;
   }
   void deflate(uint64_t gpa, uint64_t len) override { deflated.push_back({gpa, len}); }

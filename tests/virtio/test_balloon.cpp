@@ -1,5 +1,7 @@
 // virtio-balloon over the mmio transport: features, queue numbering, inflate/deflate with
-// coalescing, invalid PFNs, statistics, free page reporting, config space, and bad chains.
+// coalescing, invalid PFNs, statistics, free page reporting, config space, and bad chains; the
+// 4 KiB balloon's map of ballooned pages and its whole-frame discards; the 2 MiB balloon
+// (VIRTIO_BALLOON_F_HVMM_HUGE_PAGES, --reclaim balloon-huge).
 #include <catch2/catch.hpp>
 
 #include "tests/virtio/fake_driver.hpp"
@@ -25,8 +27,8 @@ struct Rig {
   MmioDriver drv{t};
   std::vector<FakeQueue> qs;
   uint16_t stats_slot = 0;
-  explicit Rig(std::span<const GuestMemory::RegionSpec> regions = kTestRegions)
-      : mem(regions), dev(mem, backend) {}
+  explicit Rig(std::span<const GuestMemory::RegionSpec> regions = kTestRegions, Balloon::Options opt = {})
+      : mem(regions), dev(mem, backend, opt) {}
 
   void bring_up(uint64_t features = kAllFeatures) {
     REQUIRE(drv.negotiate(features));
@@ -270,4 +272,218 @@ TEST_CASE("balloon: nothing is processed before DRIVER_OK") {
   r.send_pfns(0, {1, 2});
   CHECK(r.backend.inflated.empty());
   CHECK(r.qs[0].used_idx() == 0);
+}
+
+// --- The 4 KiB balloon's map of ballooned pages and whole-frame discards (balloon_pages.hpp) ---
+
+namespace {
+constexpr uint64_t k2M = 2ull << 20;
+constexpr uint32_t kPfnsPer2M = 512;
+// Two 2 MiB frames of RAM, then a hole, then 3 MiB: in the host mapping the last region's second
+// 2 MiB frame holds only 1 MiB of RAM.
+GuestMemory::RegionSpec kFrameRegions[] = {{0, 2 * k2M}, {4 * k2M, 3ull << 20}};
+
+std::vector<uint32_t> pfn_range(uint32_t first, uint32_t n) {
+  std::vector<uint32_t> v(n);
+  for (uint32_t i = 0; i < n; ++i) v[i] = first + i;
+  return v;
+}
+}  // namespace
+
+TEST_CASE("balloon page map: bits per 4 KiB page, a frame reported once when its last page goes in") {
+  GuestMemory mem(kFrameRegions);
+  BalloonPageMap map(mem);
+  std::vector<uint64_t> whole;
+  CHECK(map.add(k2M, 1 << 20, whole));  // first half of frame 1
+  CHECK(whole.empty());
+  CHECK(map.pages() == 256);
+  CHECK(map.contains(k2M + 0x1000));
+  CHECK_FALSE(map.contains(k2M + (1 << 20)));
+  CHECK(map.add(k2M + (1 << 20), 1 << 20, whole));  // the second half completes it
+  CHECK(whole == std::vector<uint64_t>{k2M});
+  CHECK(map.pages() == 512);
+
+  whole.clear();
+  CHECK(map.add(k2M + 0x5000, 0x1000, whole));  // already in: nothing changed, nothing reported
+  CHECK(whole.empty());
+  CHECK(map.remove(k2M + 0x5000, 0x1000));
+  CHECK(map.pages() == 511);
+  CHECK(map.add(k2M + 0x5000, 0x1000, whole));  // back in: the frame is whole again
+  CHECK(whole == std::vector<uint64_t>{k2M});
+
+  whole.clear();
+  CHECK(map.add(0, k2M, whole));  // one run over the whole frame: its own discard covered it
+  CHECK(whole.empty());
+  CHECK(map.pages() == 1024);
+  map.clear();
+  CHECK(map.pages() == 0);
+  CHECK_FALSE(map.contains(0));
+}
+
+TEST_CASE("balloon page map: a run across frames reports only the frames it completed in part") {
+  GuestMemory mem(kFrameRegions);
+  BalloonPageMap map(mem);
+  std::vector<uint64_t> whole;
+  REQUIRE(map.add(k2M - 0x1000, 0x1000, whole));  // the last page of frame 0
+  REQUIRE(whole.empty());
+  // [0, 2M - 4K) completes frame 0 (its last page was in already) and covers it only in part.
+  REQUIRE(map.add(0, k2M - 0x1000, whole));
+  CHECK(whole == std::vector<uint64_t>{0});
+  whole.clear();
+  REQUIRE(map.add(k2M + 0x1000, k2M - 0x1000, whole));
+  REQUIRE(map.add(k2M, 0x1000, whole));
+  CHECK(whole == std::vector<uint64_t>{k2M});
+}
+
+TEST_CASE("balloon page map: bad ranges are refused and a frame with a region end in it never completes") {
+  GuestMemory mem(kFrameRegions);
+  BalloonPageMap map(mem);
+  std::vector<uint64_t> whole;
+  CHECK_FALSE(map.add(0x800, 0x1000, whole));          // misaligned
+  CHECK_FALSE(map.add(0, 0, whole));                   // empty
+  CHECK_FALSE(map.add(2 * k2M, 0x1000, whole));        // in the hole
+  CHECK_FALSE(map.add(2 * k2M - 0x1000, 0x2000, whole));  // across the end of a region
+  CHECK_FALSE(map.remove(~0ull & ~0xfffull, 0x1000));
+  CHECK(map.pages() == 0);
+  // [5 x 2M, 5 x 2M + 1M) is all of RAM in its host frame: every page in, still never whole.
+  CHECK(map.add(5 * k2M, 1 << 20, whole));
+  CHECK(map.pages() == 256);
+  CHECK(whole.empty());
+  CHECK(map.add(4 * k2M, 0x1000, whole));
+  CHECK(map.add(4 * k2M + 0x1000, k2M - 0x1000, whole));
+  CHECK(whole == std::vector<uint64_t>{4 * k2M});
+}
+
+TEST_CASE("balloon 4 KiB: a 2 MiB frame is discarded once more, whole, when its last page goes in") {
+  Rig r(kFrameRegions);
+  r.bring_up();
+  r.send_pfns(0, pfn_range(kPfnsPer2M, 256));  // frame 1, first half: one 1 MiB run
+  CHECK(r.backend.inflated == std::vector<Call>{{k2M, 1 << 20}});
+  CHECK(r.backend.frames.empty());
+  r.send_pfns(0, pfn_range(kPfnsPer2M + 256, 256));
+  CHECK(r.backend.frames == std::vector<Call>{{k2M, k2M}});
+  CHECK(r.dev.stats().counters.whole_frame_discards == 1);
+
+  // A page out and in again: the frame was touched in between, so it is discarded whole again.
+  r.send_pfns(1, {kPfnsPer2M + 7});
+  r.send_pfns(0, {kPfnsPer2M + 7});
+  CHECK(r.backend.frames.size() == 2);
+  // The same page twice: nothing changed, no discard.
+  r.send_pfns(0, {kPfnsPer2M + 7});
+  CHECK(r.backend.frames.size() == 2);
+  // One chain with all of frame 4: its run covered the frame, no second discard.
+  r.send_pfns(0, pfn_range(4 * kPfnsPer2M, kPfnsPer2M));
+  CHECK(r.backend.frames.size() == 2);
+  auto s = r.dev.stats();
+  CHECK(s.counters.whole_frame_discards == 2);
+  CHECK(s.counters.inflated_pages == 512 + 2 + 512);
+}
+
+TEST_CASE("balloon 4 KiB: a driver reset empties the page map") {
+  Rig r(kFrameRegions);
+  r.bring_up();
+  r.send_pfns(0, pfn_range(kPfnsPer2M, 256));
+  r.qs.clear();
+  r.bring_up();  // negotiate resets the device first
+  r.send_pfns(0, pfn_range(kPfnsPer2M + 256, 256));
+  CHECK(r.backend.frames.empty());  // the first half went out of the balloon with the reset
+}
+
+TEST_CASE("balloon 4 KiB: without Options::whole_frames nothing is discarded twice") {
+  Balloon::Options opt;
+  opt.whole_frames = false;
+  Rig r(kFrameRegions, opt);
+  r.bring_up();
+  r.send_pfns(0, pfn_range(kPfnsPer2M, 256));
+  r.send_pfns(0, pfn_range(kPfnsPer2M + 256, 256));
+  CHECK(r.backend.frames.empty());
+  CHECK(r.dev.stats().counters.whole_frame_discards == 0);
+}
+
+// --- The 2 MiB balloon: VIRTIO_BALLOON_F_HVMM_HUGE_PAGES ---
+
+namespace {
+Balloon::Options huge_options() {
+  Balloon::Options o;
+  o.huge_pages = true;
+  return o;
+}
+// [0, 3 MiB), hole, [4 MiB, 9 MiB): frames at 2 MiB and 8 MiB run past their region's end.
+GuestMemory::RegionSpec kHugeRegions[] = {{0, 3ull << 20}, {4ull << 20, 5ull << 20}};
+constexpr uint32_t pfn_at(uint64_t gpa) { return uint32_t(gpa >> 12); }
+}  // namespace
+
+TEST_CASE("balloon-huge: the huge-page feature is offered only with the option, bit 23") {
+  CHECK(kFeatureHvmmHugePages == 1ull << 23);
+  Rig plain;
+  CHECK_FALSE(plain.drv.device_features() & kFeatureHvmmHugePages);
+  CHECK_FALSE(plain.drv.negotiate(kAllFeatures | kFeatureHvmmHugePages));  // not offered: refused
+  Rig huge(kHugeRegions, huge_options());
+  CHECK(huge.drv.device_features() & kFeatureHvmmHugePages);
+  CHECK(huge.dev.page_bytes() == kPageSize);  // nothing negotiated yet
+  REQUIRE(huge.drv.negotiate(kAllFeatures | kFeatureHvmmHugePages));
+  CHECK(huge.dev.page_bytes() == kHugePageSize);
+  CHECK(huge.dev.num_queues() == 4);  // the queues do not change
+}
+
+TEST_CASE("balloon-huge: a driver that does not accept the feature gets the 4 KiB balloon") {
+  Rig r(kHugeRegions, huge_options());
+  r.bring_up(kAllFeatures);  // like a stock Linux driver
+  CHECK(r.dev.page_bytes() == kPageSize);
+  r.send_pfns(0, {0x201, 0x202});
+  CHECK(r.backend.inflated == std::vector<Call>{{0x201000, 0x2000}});
+  r.dev.set_target_pages(1024);
+  CHECK(r.config32(kConfigNumPages) == 1024);
+  auto s = r.dev.stats();
+  CHECK(s.page_bytes == kPageSize);
+  CHECK(s.counters.inflated_pages == 2);
+  CHECK(s.counters.invalid_pfns == 0);
+}
+
+TEST_CASE("balloon-huge: each valid PFN discards 2 MiB; misaligned, outside RAM and region-crossing ones are skipped") {
+  Rig r(kHugeRegions, huge_options());
+  r.bring_up(kAllFeatures | kFeatureHvmmHugePages);
+  r.send_pfns(0, {pfn_at(6ull << 20), pfn_at(0), pfn_at(4ull << 20), pfn_at(0),
+                  0x201,                // not 2 MiB aligned
+                  pfn_at(2ull << 20),   // [2M, 4M) runs past the first region into the hole
+                  pfn_at(8ull << 20),   // [8M, 10M) runs past the end of RAM
+                  pfn_at(3ull << 20),   // in the hole
+                  0xfffffe00u});        // far outside
+  CHECK(r.qs[0].used_idx() == 1);
+  // 4M and 6M merge into one run; the duplicate 0 counts once.
+  CHECK(r.backend.inflated == std::vector<Call>{{0, kHugePageSize}, {4ull << 20, 2 * kHugePageSize}});
+  CHECK(r.backend.frames.empty());  // huge pages are discarded whole already
+  auto s = r.dev.stats();
+  CHECK(s.counters.inflated_pages == 3);  // in 2 MiB units
+  CHECK(s.counters.invalid_pfns == 5);
+  CHECK(s.counters.whole_frame_discards == 0);
+  CHECK(s.page_bytes == kHugePageSize);
+}
+
+TEST_CASE("balloon-huge: deflate gives back 2 MiB per PFN, counted in 2 MiB units") {
+  Rig r(kHugeRegions, huge_options());
+  r.bring_up(kAllFeatures | kFeatureHvmmHugePages);
+  r.send_pfns(0, {pfn_at(0), pfn_at(4ull << 20)});
+  r.send_pfns(1, {pfn_at(4ull << 20), 0x401, pfn_at(0)});
+  CHECK(r.backend.deflated == std::vector<Call>{{0, kHugePageSize}, {4ull << 20, kHugePageSize}});
+  auto s = r.dev.stats();
+  CHECK(s.counters.deflated_pages == 2);
+  CHECK(s.counters.invalid_pfns == 1);
+}
+
+TEST_CASE("balloon-huge: num_pages and actual count 2 MiB units, the target means the same bytes after a reset") {
+  Rig r(kHugeRegions, huge_options());
+  r.bring_up(kAllFeatures | kFeatureHvmmHugePages);
+  r.dev.set_target_pages(3);  // 6 MiB
+  CHECK(r.config32(kConfigNumPages) == 3);
+  CHECK(r.dev.target_pages() == 3);
+  r.drv.write(kConfig + kConfigActual, 2);
+  auto s = r.dev.stats();
+  CHECK(s.actual_pages == 2);
+  CHECK(s.target_pages == 3);
+  CHECK(s.page_bytes == kHugePageSize);
+  r.qs.clear();
+  r.bring_up(kAllFeatures);  // the driver comes back without huge pages: 6 MiB in 4 KiB pages
+  CHECK(r.config32(kConfigNumPages) == 3 * kPfnsPerHugePage);
+  CHECK(r.dev.actual_pages() == 0);
 }

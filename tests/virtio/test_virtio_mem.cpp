@@ -571,9 +571,13 @@ TEST_CASE("virtio-mem host API is safe against a concurrent vCPU thread") {
   MemRig r(small_blocks());
   require_up(r, 0);
   std::atomic<bool> stop{false}, bad{false};
+  // Everything requested until the host thread runs, and every other change after: plugs are
+  // acked whatever the scheduling, so the race below really runs the plug and unplug paths.
+  const uint64_t all = r.dev.status().usable_region_size;
+  r.dev.set_requested_size(all);
   std::thread host([&] {  // no Catch2 assertions here: they are not thread-safe
     for (uint64_t i = 0; !stop.load(); ++i) {
-      r.dev.set_requested_size((i % 129) * 4096);
+      r.dev.set_requested_size(i % 2 ? all : (i % 129) * 4096);
       auto s = r.dev.status();
       if (s.plugged_size > s.usable_region_size || s.requested_size % 4096) bad = true;
       (void)r.dev.plugged(r.at(i % 160));
@@ -581,7 +585,8 @@ TEST_CASE("virtio-mem host API is safe against a concurrent vCPU thread") {
   });
   int acks = 0;
   for (int i = 0; i < 2000; ++i) {
-    auto res = i % 2 ? r.unplug(uint64_t(i % 100), 1) : r.plug(uint64_t(i % 100), 1);
+    const uint64_t block = uint64_t(i / 2 % 100);  // plug a block, then unplug the same one
+    auto res = i % 2 ? r.unplug(block, 1) : r.plug(block, 1);
     acks += res.type() == mem::kRespAck;
   }
   stop = true;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "devices/virtio/balloon.hpp"
+#include "devices/virtio/mem.hpp"
 #include "reclaim/hyperalloc_host.hpp"
 
 namespace hvmm::api {
@@ -57,7 +58,23 @@ struct BalloonMechanismStatus {
   uint64_t last_resize_ms = 0;
 };
 
-using MechanismDetail = std::variant<NoReclaimStatus, HyperallocMechanismStatus, BalloonMechanismStatus>;
+struct VirtioMemMechanismStatus {
+  virtio::VirtioMemStatus device;  // block size, region, plugged/requested size, request counters
+  bool driver_ok = false;
+  uint64_t boot_bytes = 0;         // never unplugged
+  uint64_t memslots = 0;           // KVM memory slots the plugged blocks hold now
+  uint64_t plugged_bytes_total = 0, unplugged_bytes_total = 0;  // by the backend, since boot
+  uint64_t slot_failures = 0;      // KVM refused a slot change (the request got ERROR)
+  uint64_t free_reports = 0;       // the driver's free-memory reports (hypercall), bad ones included
+  uint64_t bad_free_reports = 0;   // reports beyond the VM's size (clamped, counted in guest_lies)
+  std::optional<uint64_t> auto_period_ms;  // --auto-reclaim: the policy's period and step
+  uint64_t auto_step_bytes = 0;
+  uint64_t auto_grows = 0, auto_shrinks = 0;
+  uint64_t last_resize_ms = 0;
+};
+
+using MechanismDetail =
+    std::variant<NoReclaimStatus, HyperallocMechanismStatus, BalloonMechanismStatus, VirtioMemMechanismStatus>;
 
 struct MechanismStatus {
   MechanismCommon common;

@@ -36,8 +36,8 @@ json hyperalloc_json(const HyperallocMechanismStatus& m) {
 
 json balloon_json(const BalloonMechanismStatus& b) {
   namespace bl = virtio::balloon;
-  constexpr uint64_t kPage = bl::kPageSize;
   const virtio::BalloonStatus& s = b.device;
+  const uint64_t page = s.page_bytes;  // 4 KiB, or 2 MiB for balloon-huge; the page counts are in it
   static constexpr const char* kTagNames[bl::kStatTags] = {
       "swap_in", "swap_out", "major_faults", "minor_faults", "free_bytes", "total_bytes", "available_bytes", "disk_caches",
       "hugetlb_allocs", "hugetlb_failures", "oom_kills", "alloc_stalls", "async_scans", "direct_scans", "async_reclaims",
@@ -45,8 +45,9 @@ json balloon_json(const BalloonMechanismStatus& b) {
   json guest = json::object();
   for (unsigned t = 0; t < bl::kStatTags; t++)
     if (s.guest.valid_mask & (1u << t)) guest[kTagNames[t]] = s.guest.value[t];
-  json j{{"balloon_actual_bytes", uint64_t(s.actual_pages) * kPage},  // as the guest wrote it
-         {"balloon_target_bytes", uint64_t(s.target_pages) * kPage},
+  json j{{"balloon_actual_bytes", uint64_t(s.actual_pages) * page},  // as the guest wrote it
+         {"balloon_target_bytes", uint64_t(s.target_pages) * page},
+         {"page_bytes", page},
          {"driver_ok", b.driver_ok},
          {"features", s.features},
          {"auto_reclaim", b.auto_reclaim},
@@ -57,10 +58,53 @@ json balloon_json(const BalloonMechanismStatus& b) {
          {"discarded_report_bytes", b.discarded_report_bytes},
          {"acknowledged_report_bytes", b.acknowledged_report_bytes},
          {"invalid_pfns", s.counters.invalid_pfns},
+         {"whole_frame_discards", s.counters.whole_frame_discards},
          {"bad_chains", s.counters.bad_chains},
          {"stats_updates", s.guest.updates},
          {"last_resize_ms", b.last_resize_ms},
          {"guest_stats", guest}};
+  return j;
+}
+
+json virtio_mem_json(const VirtioMemMechanismStatus& m) {
+  const virtio::VirtioMemStatus& s = m.device;
+  const virtio::VirtioMemCounters& c = s.counters;
+  json j{{"driver_ok", m.driver_ok},
+         {"boot_bytes", m.boot_bytes},
+         {"block_size", s.block_size},
+         {"region_addr", s.region_addr},
+         {"region_size", s.region_size},
+         {"usable_region_size", s.usable_region_size},
+         {"plugged_bytes", s.plugged_size},
+         {"requested_bytes", s.requested_size},
+         {"features", s.features},
+         {"memslots", m.memslots},
+         {"plugged_bytes_total", m.plugged_bytes_total},
+         {"unplugged_bytes_total", m.unplugged_bytes_total},
+         {"slot_failures", m.slot_failures},
+         {"free_reports", m.free_reports},
+         {"bad_free_reports", m.bad_free_reports},
+         {"last_resize_ms", m.last_resize_ms},
+         {"requests",
+          {{"plug", c.plug_requests},
+           {"unplug", c.unplug_requests},
+           {"unplug_all", c.unplug_all_requests},
+           {"state", c.state_requests},
+           {"acks", c.acks},
+           {"nacks", c.nacks},
+           {"busy", c.busy},
+           {"errors", c.errors},
+           {"invalid", c.invalid_requests},
+           {"state_conflicts", c.state_conflicts},
+           {"backend_failures", c.backend_failures},
+           {"bad_buffers", c.bad_buffers},
+           {"bad_chains", c.bad_chains},
+           {"config_writes", c.config_writes}}}};
+  if (m.auto_period_ms)
+    j["auto_reclaim"] = {{"period_ms", *m.auto_period_ms},
+                         {"step_bytes", m.auto_step_bytes},
+                         {"grows", m.auto_grows},
+                         {"shrinks", m.auto_shrinks}};
   return j;
 }
 
@@ -71,6 +115,7 @@ json to_json(const MechanismDetail& s) {
     json operator()(const NoReclaimStatus&) const { return json::object(); }
     json operator()(const HyperallocMechanismStatus& h) const { return hyperalloc_json(h); }
     json operator()(const BalloonMechanismStatus& b) const { return balloon_json(b); }
+    json operator()(const VirtioMemMechanismStatus& m) const { return virtio_mem_json(m); }
   };
   return std::visit(Visit{}, s);
 }

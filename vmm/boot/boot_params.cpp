@@ -11,7 +11,7 @@ namespace hvmm::boot {
 
 using namespace hvmm::layout;
 
-std::vector<E820Entry> e820_map(uint64_t ram_bytes) {
+std::vector<E820Entry> e820_map(uint64_t ram_bytes, uint64_t map_end) {
   if (ram_bytes < kMinRam || ram_bytes > kMaxRam)
     throw std::invalid_argument(fmt::format("e820: guest RAM size {:#x} outside [{:#x}, {:#x}]",
                                             ram_bytes, kMinRam, kMaxRam));
@@ -20,7 +20,7 @@ std::vector<E820Entry> e820_map(uint64_t ram_bytes) {
       {0, kEbdaStart, kE820Ram},
       {kEbdaStart, kKernelStart - kEbdaStart, kE820Reserved},
   };
-  auto pt = high_page_tables(ram_bytes);
+  auto pt = high_page_tables(ram_bytes, map_end);
   map.push_back({kKernelStart, s.low_bytes - pt.size - kKernelStart, kE820Ram});
   if (pt.size) map.push_back({pt.start, pt.size, kE820Reserved});
   if (s.high_bytes) map.push_back({kHoleEnd, s.high_bytes, kE820Ram});
@@ -48,7 +48,7 @@ void write_boot_params(const GuestMemory& mem, const BootParamsConfig& cfg) {
     throw std::runtime_error(fmt::format("boot params: device tree of {} bytes exceeds the {}-byte setup_data slot",
                                          cfg.dtb.size(), kSetupDataMax - sizeof(SetupDataHeader)));
 
-  auto map = e820_map(cfg.ram_bytes);
+  auto map = e820_map(cfg.ram_bytes, cfg.map_end);
   for (auto& e : map)  // the map must not promise the guest RAM that is not there
     if (e.type == kE820Ram && !mem.contains(e.addr, e.size))
       throw std::runtime_error(fmt::format("boot params: e820 RAM [{:#x}, {:#x}) for {} MiB is not all in guest memory",

@@ -111,12 +111,14 @@ static_assert(sizeof(SetupDataHeader) == 16);
 
 // e820 map for a VM of `ram_bytes` (layout::kMinRam..kMaxRam, else std::invalid_argument):
 // [0, kEbdaStart) RAM, [kEbdaStart, 1 MiB) reserved, [1 MiB, low end) RAM, [4 GiB, ...) RAM.
-std::vector<E820Entry> e820_map(uint64_t ram_bytes);
+// map_end: the end of a virtio-mem region (not RAM here) whose page directories are reserved too.
+std::vector<E820Entry> e820_map(uint64_t ram_bytes, uint64_t map_end = 0);
 
 struct BootParamsConfig {
   uint64_t ram_bytes;
   std::string cmdline;           // no NUL bytes; up to layout::kCmdlineMax - 1 bytes
   std::span<const uint8_t> dtb;  // empty: no setup_data list
+  uint64_t map_end = 0;          // end of a hot-plug region to identity-map (layout::high_page_tables)
 };
 
 // Writes a fresh zero page at layout::kZeroPage, the NUL-terminated command line at

@@ -24,7 +24,7 @@ void check(int err, const char* step) {
 void write_tree(void* fdt, const FdtConfig& cfg) {
   std::vector<fdt64_t> cells;
   // Boot data the guest must not allocate from (the high page directories, layout.hpp).
-  if (auto pt = layout::high_page_tables(cfg.ram_bytes); pt.size)
+  if (auto pt = layout::high_page_tables(cfg.ram_bytes, cfg.map_end); pt.size)
     check(fdt_add_reservemap_entry(fdt, pt.start, pt.size), "reserve map entry");
   check(fdt_finish_reservemap(fdt), "reserve map");
   check(fdt_begin_node(fdt, ""), "root");

@@ -59,6 +59,7 @@ struct FdtConfig {
   std::string bootargs;
   std::vector<FdtNodeWriter> device_nodes;  // vmm/device_manager.hpp collects them
   unsigned workload_cpus = 0;  // 0: all; otherwise CPUs >= this index are service CPUs (drivers)
+  uint64_t map_end = 0;        // end of a hot-plug region (not RAM): its page directories are reserved
 };
 
 inline constexpr unsigned kFdtMaxCpus = 255;  // xAPIC IDs

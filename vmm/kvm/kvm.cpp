@@ -66,6 +66,11 @@ unsigned KvmSystem::max_vcpus() const {
   return n > 0 ? static_cast<unsigned>(n) : 1;
 }
 
+unsigned KvmSystem::nr_memslots() const {
+  int n = check_extension(KVM_CAP_NR_MEMSLOTS);
+  return n > 0 ? static_cast<unsigned>(n) : 32;  // KVM's historical minimum
+}
+
 std::vector<kvm_cpuid_entry2> KvmSystem::supported_cpuid() const {
   for (unsigned n = 128; n <= 4096; n *= 2) {
     auto buf = array_buffer<kvm_cpuid_entry2>(nullptr, n);
@@ -97,6 +102,13 @@ void KvmVm::set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* 
   r.memory_size = size;
   r.userspace_addr = reinterpret_cast<uint64_t>(hva);
   if (ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &r) < 0) fail("KVM_SET_USER_MEMORY_REGION");
+}
+
+void KvmVm::delete_memory_region(uint32_t slot, uint64_t gpa) {
+  kvm_userspace_memory_region r{};
+  r.slot = slot;
+  r.guest_phys_addr = gpa;
+  if (ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &r) < 0) fail("KVM_SET_USER_MEMORY_REGION (delete)");
 }
 
 KvmVcpu::KvmVcpu(const KvmSystem& sys, const KvmVm& vm, unsigned index) : index_(index) {

@@ -16,6 +16,7 @@ class KvmSystem {
   KvmSystem();  // opens /dev/kvm; clear errors for "missing" and "permission denied"
   int fd() const { return fd_.get(); }
   int check_extension(long cap) const;
+  unsigned nr_memslots() const;  // KVM_CAP_NR_MEMSLOTS (user memory slots per address space)
   size_t vcpu_mmap_size() const { return mmap_size_; }
   unsigned max_vcpus() const;
   // Supported CPUID leaves (KVM_GET_SUPPORTED_CPUID).
@@ -31,6 +32,8 @@ class KvmVm {
   explicit KvmVm(const KvmSystem& sys);
   int fd() const { return fd_.get(); }
   void set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* hva);
+  // Deletes a slot (memory_size 0): guest accesses to its range become MMIO exits.
+  void delete_memory_region(uint32_t slot, uint64_t gpa);
 
  private:
   Fd fd_;

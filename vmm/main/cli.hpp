@@ -10,6 +10,8 @@ namespace hvmm::cli {
 
 // How often --auto-reclaim looks for idle memory when no PERIOD is given (README: "Auto-reclaim").
 inline constexpr std::chrono::milliseconds kDefaultAutoPeriod{500};
+// virtio-mem's automatic mode decides once a second by default (the reference's policy).
+inline constexpr std::chrono::milliseconds kDefaultVirtioMemAutoPeriod{1000};
 
 struct RunOptions {
   std::string mem = "2G";
@@ -22,6 +24,8 @@ struct RunOptions {
   int auto_reclaim_age = 0;  // --auto-reclaim-age (tuning): scans a frame must stay free; 0: default
   bool auto_reclaim_age_set = false;
   std::string reclaim = "hyperalloc";
+  std::string virtio_mem_boot;  // --virtio-mem-boot SIZE; empty: --mem / 8
+  std::string virtio_mem_step;  // --virtio-mem-step SIZE; empty: --mem / 16
   std::string api_sock;
   bool quiet = false;
 };

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "vmm/api/size_parse.hpp"
@@ -8,6 +9,7 @@
 #include "abi/layout.hpp"
 #include "abi/limits.hpp"
 #include "vmm/mechanisms/none.hpp"
+#include "vmm/mechanisms/virtio_mem.hpp"
 #include "vmm/main/cli.hpp"
 
 extern "C" const uint8_t hvmm_embedded_kernel_start[];
@@ -31,6 +33,37 @@ std::chrono::milliseconds parse_period(const std::string& s) {
     throw std::invalid_argument(fmt::format("--auto-reclaim={}: expected a period from 10ms to 1h, e.g. 500ms or 2s", s));
   return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
+// --reclaim virtio-mem: --mem is the maximum, split into boot RAM and the hot-plug region.
+void configure_virtio_mem(const RunOptions& o, VmConfig& c) {
+  using namespace layout;
+  const uint64_t total = c.mem_bytes;
+  std::string err;
+  uint64_t boot = std::max(kHotplugMinBoot, total / 8 / kRamAlign * kRamAlign);
+  if (!o.virtio_mem_boot.empty()) {
+    auto b = parse_size(o.virtio_mem_boot, &err);
+    if (!b) throw std::invalid_argument(fmt::format("--virtio-mem-boot {}: {}", o.virtio_mem_boot, err));
+    boot = *b;
+  }
+  if (boot % kRamAlign || boot < kHotplugMinBoot)
+    throw std::invalid_argument(fmt::format("--virtio-mem-boot {}: boot memory must be a multiple of 2 MiB and at least {}",
+                                            format_size(boot), format_size(kHotplugMinBoot)));
+  if (boot + kRamAlign > total)
+    throw std::invalid_argument(fmt::format("--reclaim virtio-mem: boot memory {} leaves nothing to hot-plug in --mem {}",
+                                            format_size(boot), format_size(total)));
+  VirtioMemMechanism::Options vo;
+  if (!o.virtio_mem_step.empty()) {
+    auto s = parse_size(o.virtio_mem_step, &err);
+    if (!s) throw std::invalid_argument(fmt::format("--virtio-mem-step {}: {}", o.virtio_mem_step, err));
+    if (*s < kRamAlign || *s % kRamAlign || *s > total)
+      throw std::invalid_argument(
+          fmt::format("--virtio-mem-step {}: must be a multiple of 2 MiB, at most --mem", o.virtio_mem_step));
+    vo.auto_step = *s;
+  }
+  c.mem_bytes = boot;
+  c.hotplug_bytes = total - boot;
+  c.reclaim = std::make_shared<VirtioMemMechanism>(vo);
+  if (o.auto_reclaim_set) c.auto_reclaim = o.auto_reclaim.empty() ? kDefaultVirtioMemAutoPeriod : parse_period(o.auto_reclaim);
+}
 }  // namespace
 
 VmConfig make_vm_config(const RunOptions& o) {
@@ -51,10 +84,14 @@ VmConfig make_vm_config(const RunOptions& o) {
     throw std::invalid_argument(fmt::format("--cpus {}: must be between 1 and {}", o.cpus, abi::kMaxWorkloadCpus));
   if (o.workload.find('\0') != std::string::npos || o.cmdline.find('\0') != std::string::npos)
     throw std::invalid_argument("--cmdline/--workload: NUL bytes are not allowed");
-  if (o.reclaim != "hyperalloc" && o.reclaim != "none" && o.reclaim != "balloon")
-    throw std::invalid_argument(fmt::format("--reclaim {}: unknown mechanism (hyperalloc, balloon or none)", o.reclaim));
+  const bool balloon = o.reclaim == "balloon" || o.reclaim == "balloon-huge";
+  if (o.reclaim != "hyperalloc" && o.reclaim != "none" && !balloon && o.reclaim != "virtio-mem")
+    throw std::invalid_argument(fmt::format(
+        "--reclaim {}: unknown mechanism (hyperalloc, balloon, balloon-huge, virtio-mem or none)", o.reclaim));
   if (o.auto_reclaim_set && o.reclaim == "none")
-    throw std::invalid_argument("--auto-reclaim needs a mechanism: --reclaim hyperalloc (default) or balloon");
+    throw std::invalid_argument("--auto-reclaim needs a mechanism: --reclaim hyperalloc (default), balloon or virtio-mem");
+  if ((!o.virtio_mem_boot.empty() || !o.virtio_mem_step.empty()) && o.reclaim != "virtio-mem")
+    throw std::invalid_argument("--virtio-mem-boot/--virtio-mem-step need --reclaim virtio-mem");
   if (o.auto_reclaim_age_set) {
     if (o.auto_reclaim_age < 1 || o.auto_reclaim_age > 100)
       throw std::invalid_argument(fmt::format("--auto-reclaim-age {}: must be between 1 (no aging) and 100 scans", o.auto_reclaim_age));
@@ -76,9 +113,12 @@ VmConfig make_vm_config(const RunOptions& o) {
     if (o.auto_reclaim_age_set) auto_cfg.age_scans = static_cast<unsigned>(o.auto_reclaim_age);
     c.reclaim = std::make_shared<HyperallocMechanism>(auto_cfg);
     if (o.auto_reclaim_set) c.auto_reclaim = o.auto_reclaim.empty() ? kDefaultAutoPeriod : parse_period(o.auto_reclaim);
-  } else if (o.reclaim == "balloon") {  // the guest's reporting sets the pace: the period is not used
+  } else if (o.reclaim == "virtio-mem") {
+    configure_virtio_mem(o, c);
+  } else if (balloon) {  // the guest's reporting sets the pace: the period is not used
     BalloonMechanism::Options bo;
     bo.reporting = o.auto_reclaim_set;
+    bo.huge = o.reclaim == "balloon-huge";  // 2 MiB balloon pages; --auto-reclaim is free page reporting too
     c.reclaim = std::make_shared<BalloonMechanism>(bo);
     if (o.auto_reclaim_set) c.auto_reclaim = std::chrono::milliseconds(2000);
   } else {

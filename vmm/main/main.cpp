@@ -28,13 +28,24 @@ int main(int argc, char** argv) {
                   "free [all] (newest region / all) | verify | stats | barrier (wait for `hvmm ctl continue`) | "
                   "bench-alloc. Default: a 40 s demo whose memory demand rises and falls");
   run->add_option("--auto-reclaim", ro.auto_reclaim, "Give free guest memory back to the host continuously; optional PERIOD (default 500ms; a free huge frame is taken after 2-3 x PERIOD idle): "
-                  "hyperalloc soft-reclaims idle huge frames, balloon enables free page reporting")
+                  "hyperalloc soft-reclaims idle huge frames, balloon(-huge) enables free page reporting, virtio-mem follows the "
+                  "guest's free memory (see --virtio-mem-step)")
       ->expected(0, 1);
   // Tuning knob for bench/auto_reclaim_tuning.py; hidden from --help (group "").
   run->add_option("--auto-reclaim-age", ro.auto_reclaim_age,
                   "hyperalloc auto-reclaim: consecutive scans a huge frame must be seen free before it is reclaimed (1 .. 100)")
       ->group("");
-  run->add_option("--reclaim", ro.reclaim, "Reclamation mechanism: hyperalloc | balloon | none")->capture_default_str();
+  run->add_option("--reclaim", ro.reclaim,
+                  "Reclamation mechanism: hyperalloc | balloon | balloon-huge | virtio-mem | none. "
+                  "balloon-huge: the balloon with 2 MiB pages. virtio-mem: --mem is the maximum; "
+                  "the guest boots with --virtio-mem-boot and hot-plugs the rest (all of it at start)")
+      ->capture_default_str();
+  run->add_option("--virtio-mem-boot", ro.virtio_mem_boot,
+                  "virtio-mem: boot memory, never unplugged (default --mem/8, at least 256M; a multiple of 2 MiB)");
+  run->add_option("--virtio-mem-step", ro.virtio_mem_step,
+                  "virtio-mem --auto-reclaim: the step (default --mem/16); once per PERIOD (default 1s) it grows by 2 "
+                  "steps if the guest's free memory < step/2, by 1 if < step, shrinks by 1 if > 2 steps, within "
+                  "[--mem/8, --mem]");
   run->add_option("--api-sock", ro.api_sock, "Serve the control API on this Unix socket (see `hvmm ctl`)");
   run->add_flag("--quiet", ro.quiet, "No live status line and no summary");
 

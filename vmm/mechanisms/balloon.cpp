@@ -5,11 +5,10 @@
 #include "vmm/api/size_parse.hpp"
 
 namespace hvmm {
-namespace {
-constexpr uint64_t kPage = virtio::balloon::kPageSize;
-}  // namespace
 
-// Counts what goes back to the host; reported blocks are discarded only in automatic mode.
+// Counts what goes back to the host; reported blocks are discarded only in automatic mode. Whole
+// 2 MiB frames of a 4 KiB balloon (Why::frame) were counted when their pages went in: discarded
+// again whole, not counted again.
 class BalloonMechanism::Backend final : public virtio::BalloonBackend {
  public:
   explicit Backend(const GuestMemory& mem) : mem_(mem) {}
@@ -19,7 +18,8 @@ class BalloonMechanism::Backend final : public virtio::BalloonBackend {
       return true;  // acknowledged, memory kept: free page reporting is the --auto-reclaim mode
     }
     if (!mem_.discard(gpa, len)) return false;
-    (why == Why::inflate ? inflate_bytes : report_bytes).fetch_add(len, std::memory_order_relaxed);
+    if (why == Why::inflate) inflate_bytes.fetch_add(len, std::memory_order_relaxed);
+    if (why == Why::report) report_bytes.fetch_add(len, std::memory_order_relaxed);
     return true;
   }
   void set_auto(bool on) { auto_.store(on, std::memory_order_relaxed); }
@@ -42,6 +42,7 @@ void BalloonMechanism::attach(VmWiring& w) {
   backend_ = std::make_unique<Backend>(w.mem);
   virtio::Balloon::Options dev_opt;
   dev_opt.reporting = opt_.reporting;
+  dev_opt.huge_pages = opt_.huge;
   balloon_ = std::make_unique<virtio::Balloon>(w.mem, *backend_, dev_opt);
   transport_ = &w.devices.add_virtio(*balloon_);
   w.service_cpus = 1;
@@ -57,9 +58,9 @@ void BalloonMechanism::stats_poller() {
   }
 }
 
-uint64_t BalloonMechanism::usable_bytes(uint32_t actual_pages) const {
+uint64_t BalloonMechanism::usable_bytes(uint32_t actual_pages, uint64_t page_bytes) const {
   // `actual` is the guest's word: bounded by the VM's size before anything is computed from it.
-  return ram_bytes_ - std::min<uint64_t>(uint64_t(actual_pages) * kPage, ram_bytes_);
+  return ram_bytes_ - std::min<uint64_t>(uint64_t(actual_pages) * page_bytes, ram_bytes_);
 }
 
 api::ResizeOutcome BalloonMechanism::resize(uint64_t target_bytes) {
@@ -69,9 +70,12 @@ api::ResizeOutcome BalloonMechanism::resize(uint64_t target_bytes) {
   if (!(transport_->status() & virtio::kStatusDriverOk))
     return api::ResizeOutcome::failure("the guest's balloon driver is not running (yet)");
   std::lock_guard guard(resize_mu_);
-  const auto pages = static_cast<uint32_t>((ram_bytes_ - target_bytes) / kPage);
+  // The balloon's page is what the driver negotiated (DRIVER_OK is set, so it is fixed): 2 MiB for
+  // balloon-huge with the built-in driver, else 4 KiB. A target between two pages rounds up.
+  const uint64_t page = balloon_->page_bytes();
+  const auto pages = static_cast<uint32_t>((ram_bytes_ - target_bytes) / page);
   const auto start = std::chrono::steady_clock::now();
-  const uint64_t usable_before = usable_bytes(balloon_->actual_pages());
+  const uint64_t usable_before = usable_bytes(balloon_->actual_pages(), page);
   balloon_->set_target_pages(pages);
   uint32_t last = balloon_->actual_pages();
   auto last_move = start;
@@ -88,14 +92,14 @@ api::ResizeOutcome BalloonMechanism::resize(uint64_t target_bytes) {
       out.error = fmt::format(
           "the balloon stopped at {} of {} pages ({} of {} in the balloon) for {} s: the guest is out of memory or its "
           "driver is stuck",
-          actual, pages, format_size(uint64_t(actual) * kPage), format_size(uint64_t(pages) * kPage),
+          actual, pages, format_size(uint64_t(actual) * page), format_size(uint64_t(pages) * page),
           opt_.stall_timeout.count() / 1000);
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  const uint64_t usable = usable_bytes(balloon_->actual_pages());
+  const uint64_t usable = usable_bytes(balloon_->actual_pages(), page);
   out.ok = out.error.empty();
   out.elapsed_ms = ms;
   out.usable_bytes = usable;
@@ -114,13 +118,14 @@ api::MechanismStatus BalloonMechanism::status() {
                                 .acknowledged_report_bytes = backend_->acked_report_bytes.load(),
                                 .last_resize_ms = last_resize_ms_.load()};
   const virtio::BalloonStatus& d = b.device;
-  out.common.usable_bytes = usable_bytes(d.actual_pages);
-  out.common.target_bytes = ram_bytes_ - std::min<uint64_t>(uint64_t(d.target_pages) * kPage, ram_bytes_);
+  out.common.usable_bytes = usable_bytes(d.actual_pages, d.page_bytes);
+  out.common.target_bytes = ram_bytes_ - std::min<uint64_t>(uint64_t(d.target_pages) * d.page_bytes, ram_bytes_);
   if (d.guest.valid_mask & (1u << virtio::balloon::kStatMemFree))
     out.common.guest_free_bytes = std::min<uint64_t>(d.guest.value[virtio::balloon::kStatMemFree], ram_bytes_);
-  if (uint64_t(d.actual_pages) * kPage > ram_bytes_)
+  const uint64_t actual_bytes = uint64_t(d.actual_pages) * d.page_bytes;
+  if (actual_bytes > ram_bytes_)
     out.common.guest_lies.push_back(fmt::format("balloon actual {} exceeds the VM's {} of RAM",
-                                                format_size(uint64_t(d.actual_pages) * kPage), format_size(ram_bytes_)));
+                                                format_size(actual_bytes), format_size(ram_bytes_)));
   if ((d.guest.valid_mask & (1u << virtio::balloon::kStatMemFree)) && d.guest.value[virtio::balloon::kStatMemFree] > ram_bytes_)
     out.common.guest_lies.push_back("guest free memory statistic exceeds the VM's RAM");
   out.detail = std::move(b);
@@ -133,10 +138,11 @@ void BalloonMechanism::start_auto(std::chrono::milliseconds) {
 }
 
 std::string BalloonMechanism::status_line() {
-  if (!balloon_) return "balloon";
+  if (!balloon_) return name();
   const auto s = balloon_->stats();
-  std::string line = fmt::format("balloon {}", format_size(uint64_t(s.actual_pages) * kPage));
-  if (s.target_pages != s.actual_pages) line += fmt::format(" (target {})", format_size(uint64_t(s.target_pages) * kPage));
+  std::string line = fmt::format("{} {}", name(), format_size(uint64_t(s.actual_pages) * s.page_bytes));
+  if (s.target_pages != s.actual_pages)
+    line += fmt::format(" (target {})", format_size(uint64_t(s.target_pages) * s.page_bytes));
   if (backend_->auto_on()) line += fmt::format(", reported {}", format_size(backend_->report_bytes.load()));
   return line;
 }

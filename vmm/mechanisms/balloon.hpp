@@ -3,10 +3,17 @@
 // (guest/virtio/).
 //
 // resize(target) sets the balloon target to (RAM - target) / 4 KiB pages and waits for the guest
-// to get there; inflated pages are discarded (MADV_DONTNEED) as they arrive. Free page reporting
+// to get there; inflated pages are discarded (MADV_DONTNEED) as they arrive, and each 2 MiB frame
+// once more, whole, when its last page went in (so that it is a huge page again when reused:
+// devices/virtio/balloon_pages.hpp). Free page reporting
 // (--auto-reclaim) is offered to the guest only when asked for at launch, as a Linux host enables it
 // per device: the guest then reports free 2 MiB blocks 2 s after frees and the host discards them.
 // Without it the guest keeps reusing its resident memory first, which is what the balloon relies on.
+//
+// --reclaim balloon-huge (Options::huge): the same device also offers hvmm's 2 MiB balloon pages
+// (VIRTIO_BALLOON_F_HVMM_HUGE_PAGES, abi/virtio.hpp), which the built-in driver accepts: it inflates
+// and deflates 2 MiB blocks, and the target and `actual` count 2 MiB units. A driver that does not
+// accept it (a stock Linux guest) gets the 4 KiB balloon; sizes follow whatever it negotiated.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -27,12 +34,13 @@ class BalloonMechanism final : public ReclaimMechanism {
     std::chrono::milliseconds stats_period{2000};   // how often we ask the guest for statistics
     std::chrono::milliseconds stall_timeout{10000};  // resize fails when `actual` stops moving this long
     bool reporting = false;                          // offer VIRTIO_BALLOON_F_REPORTING (--auto-reclaim)
+    bool huge = false;                               // offer 2 MiB balloon pages (balloon-huge)
   };
   BalloonMechanism() : BalloonMechanism(Options{}) {}
   explicit BalloonMechanism(Options opt);
   ~BalloonMechanism() override;
 
-  const char* name() const override { return "balloon"; }
+  const char* name() const override { return opt_.huge ? "balloon-huge" : "balloon"; }
   void attach(VmWiring& w) override;
   api::MechanismStatus status() override;
   api::ResizeOutcome resize(uint64_t target_bytes) override;
@@ -43,8 +51,8 @@ class BalloonMechanism final : public ReclaimMechanism {
  private:
   class Backend;
   void stats_poller();
-  // RAM minus what the guest says is in the balloon (bounded by RAM).
-  uint64_t usable_bytes(uint32_t actual_pages) const;
+  // RAM minus what the guest says is in the balloon (bounded by RAM); pages of page_bytes.
+  uint64_t usable_bytes(uint32_t actual_pages, uint64_t page_bytes) const;
 
   Options opt_;
   const GuestMemory* mem_ = nullptr;

@@ -15,6 +15,7 @@
 #include "reclaim/registration.hpp"
 #include "vmm/api/vm_api.hpp"
 #include "vmm/device_manager.hpp"
+#include "vmm/kvm/kvm.hpp"
 
 namespace hvmm {
 
@@ -26,6 +27,11 @@ struct VmWiring {
   unsigned service_cpus = 0;  // a mechanism may ask for extra vCPUs that run guest drivers
   // Kernel image and boot data: a mechanism must never let the guest point the host at them.
   std::vector<reclaim::GpaRange> protected_ranges = {};
+  // For a mechanism that maps guest memory itself (virtio-mem: the hot-plug region, w.mem.hotplug()):
+  // the VM and KVM memory slots [first_free_memslot, memslots) that RAM does not use.
+  KvmVm* kvm = nullptr;
+  uint32_t first_free_memslot = 0;
+  uint32_t memslots = 0;
 };
 
 class ReclaimMechanism {

@@ -1,5 +1,6 @@
 #include "vmm/x86/long_mode.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <stdexcept>
 
@@ -39,12 +40,12 @@ void write_boot_gdt(const GuestMemory& mem) {
   for (unsigned i = 0; i < 4; i++) put(mem, layout::kBootGdt + 8 * i, gdt[i]);
 }
 
-void write_identity_page_tables(const GuestMemory& mem, uint64_t ram_bytes) {
+void write_identity_page_tables(const GuestMemory& mem, uint64_t ram_bytes, uint64_t map_end) {
   using namespace layout;
-  const uint64_t top = (ram_end(ram_bytes) + GiB - 1) & ~(GiB - 1);
+  const uint64_t top = (std::max(ram_end(ram_bytes), map_end) + GiB - 1) & ~(GiB - 1);
   const uint64_t gib_count = std::max<uint64_t>(top / GiB, 4);  // the low 4 GiB are always mapped (MMIO)
   const uint64_t pdpts = (gib_count + 511) / 512;
-  const Range high = high_page_tables(ram_bytes);
+  const Range high = high_page_tables(ram_bytes, map_end);
   if ((gib_count - 4) * 0x1000 > high.size) throw std::runtime_error("boot tables: high page-table region too small");
   if (pdpts > kMaxPdpts) throw std::runtime_error("boot tables: guest RAM too large for the identity map");
   for (uint64_t i = 0; i < 512; i++) put(mem, kPml4 + 8 * i, i < pdpts ? (kPdpt + 0x1000 * i) | kPte : 0);

@@ -18,7 +18,8 @@ void write_boot_gdt(const GuestMemory& mem);
 // Identity map of [0, ram_end) rounded up to 1 GiB, with 2 MiB pages; the directories for RAM
 // above 4 GiB live in layout::high_page_tables().
 // Entries carry the U bit: the built-in kernel runs at CPL3 (ARCHITECTURE.md, "The built-in guest").
-void write_identity_page_tables(const GuestMemory& mem, uint64_t ram_bytes);
+// map_end: also map up to there (a virtio-mem region above RAM; 0: none).
+void write_identity_page_tables(const GuestMemory& mem, uint64_t ram_bytes, uint64_t map_end = 0);
 
 // Long mode, paging on, SSE enabled, boot segments loaded.
 void setup_long_mode_sregs(kvm_sregs& s);
