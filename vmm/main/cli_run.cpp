@@ -89,7 +89,8 @@ VmConfig make_vm_config(const RunOptions& o) {
     throw std::invalid_argument(fmt::format(
         "--reclaim {}: unknown mechanism (hyperalloc, balloon, balloon-huge, virtio-mem or none)", o.reclaim));
   if (o.auto_reclaim_set && o.reclaim == "none")
-    throw std::invalid_argument("--auto-reclaim needs a mechanism: --reclaim hyperalloc (default), balloon or virtio-mem");
+    throw std::invalid_argument(
+        "--auto-reclaim needs a mechanism: --reclaim hyperalloc (default), balloon, balloon-huge or virtio-mem");
   if ((!o.virtio_mem_boot.empty() || !o.virtio_mem_step.empty()) && o.reclaim != "virtio-mem")
     throw std::invalid_argument("--virtio-mem-boot/--virtio-mem-step need --reclaim virtio-mem");
   if (o.auto_reclaim_age_set) {
