@@ -166,13 +166,7 @@ bool balloon_init(const BootInfo& boot) {
   g.workload_cpus = boot.cpus;
   g.ram_bytes = boot.ram_bytes;
   MmioDevice& d = g.dev;
-  d.write(mmio_reg::kStatus, 0);  // reset
-  d.write(mmio_reg::kStatus, kStatusAcknowledge);
-  d.write(mmio_reg::kStatus, kStatusAcknowledge | kStatusDriver);
-  d.write(mmio_reg::kDeviceFeaturesSel, 0);
-  uint64_t offered = d.read(mmio_reg::kDeviceFeatures);
-  d.write(mmio_reg::kDeviceFeaturesSel, 1);
-  offered |= uint64_t(d.read(mmio_reg::kDeviceFeatures)) << 32;
+  const uint64_t offered = d.reset_and_read_features();
   if (!(offered & kFeatureVersion1)) return fail("the device does not offer VERSION_1");
   g.features = offered & (kFeatureVersion1 | kFeatureStatsVq | kFeatureDeflateOnOom | kFeatureReporting |
                           kFeatureHvmmHugePages);

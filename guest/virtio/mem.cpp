@@ -229,13 +229,7 @@ bool virtio_mem_init(const BootInfo& boot) {
   g.usable_blocks = (usable > region_size ? region_size : usable) / g.block;
   g.frames_per_block = g.block / kHuge;
 
-  d.write(mmio_reg::kStatus, 0);  // reset
-  d.write(mmio_reg::kStatus, kStatusAcknowledge);
-  d.write(mmio_reg::kStatus, kStatusAcknowledge | kStatusDriver);
-  d.write(mmio_reg::kDeviceFeaturesSel, 0);
-  uint64_t offered = d.read(mmio_reg::kDeviceFeatures);
-  d.write(mmio_reg::kDeviceFeaturesSel, 1);
-  offered |= uint64_t(d.read(mmio_reg::kDeviceFeatures)) << 32;
+  const uint64_t offered = d.reset_and_read_features();
   const uint64_t want = kFeatureVersion1 | kFeatureUnpluggedInaccessible;
   if ((offered & want) != want) return fail("the device does not offer VERSION_1 and UNPLUGGED_INACCESSIBLE");
   d.write(mmio_reg::kDriverFeaturesSel, 0);

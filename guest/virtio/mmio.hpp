@@ -23,6 +23,18 @@ class MmioDevice {
   }
   uint64_t base() const { return base_; }
 
+  // The start of every driver's handshake (virtio 1.x §3.1.1): reset, ACKNOWLEDGE, DRIVER, then
+  // the 64 feature bits the device offers. The driver picks its features and continues.
+  uint64_t reset_and_read_features() const {
+    write(mmio_reg::kStatus, 0);
+    write(mmio_reg::kStatus, kStatusAcknowledge);
+    write(mmio_reg::kStatus, kStatusAcknowledge | kStatusDriver);
+    write(mmio_reg::kDeviceFeaturesSel, 0);
+    uint64_t offered = read(mmio_reg::kDeviceFeatures);
+    write(mmio_reg::kDeviceFeaturesSel, 1);
+    return offered | uint64_t(read(mmio_reg::kDeviceFeatures)) << 32;
+  }
+
  private:
   uint64_t base_ = 0;
 };
