@@ -31,6 +31,10 @@ void install_wake_handler() {
 }
 }  // namespace
 
+std::string kernel_cmdline(const std::string& cmdline, const std::string& workload) {
+  return workload.empty() ? cmdline : cmdline + (cmdline.empty() ? "-- " : " -- ") + workload;
+}
+
 Vm::Vm(const VmConfig& cfg) : cfg_(cfg), sys_(), vm_(sys_) {
   if (cfg.cpus == 0 || cfg.cpus > abi::kMaxWorkloadCpus || cfg.cpus > sys_.max_vcpus())
     throw std::runtime_error(fmt::format("--cpus {}: this host's KVM and hvmm allow 1 to {}", cfg.cpus,
@@ -100,8 +104,7 @@ void Vm::boot(const boot::LoadedKernel& kernel, boot::FdtConfig& fdt) {
   x86::write_boot_gdt(*mem_);
   x86::write_identity_page_tables(*mem_, cfg_.mem_bytes, map_end());
 
-  std::string cmdline = cfg_.cmdline;
-  if (!cfg_.workload.empty()) cmdline += (cmdline.empty() ? "-- " : " -- ") + cfg_.workload;
+  const std::string cmdline = kernel_cmdline(cfg_.cmdline, cfg_.workload);
   fdt.bootargs = cmdline;
   auto dtb = boot::build_fdt(fdt);
   boot::write_boot_params(*mem_, {cfg_.mem_bytes, cmdline, dtb, map_end()});

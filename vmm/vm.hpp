@@ -44,6 +44,9 @@ struct VmConfig {
   bool quiet = false;                   // no live status line / summary
 };
 
+// The kernel command line the VM passes: `cmdline`, then " -- " and the workload steps if any.
+std::string kernel_cmdline(const std::string& cmdline, const std::string& workload);
+
 class Vm final : public VmControl, public ConsoleSink, public SerialSink, public api::VmApi {
  public:
   explicit Vm(const VmConfig& cfg);

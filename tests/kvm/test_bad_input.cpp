@@ -13,7 +13,7 @@ using namespace hvmm::testing;
 
 namespace {
 
-constexpr int kUsage = 2;  // devices/vm_control.hpp exit_status::kUsage
+constexpr int kUsage = 2;  // abi/exit_status.hpp exit_status::kUsage
 
 // One line on stderr, "hvmm: …" and mentioning `subject`; non-zero exit, not a signal.
 void check_rejected(const ProcessResult& r, const std::string& subject) {
@@ -112,4 +112,22 @@ TEST_CASE("bad input: no permission on /dev/kvm", "[kvm][bad-input]") {
                         "--workload", "exit"},
                        ChildOptions{.timeout = kRunTimeout});
   check_rejected(r, "/dev/kvm");
+}
+
+TEST_CASE("bad input: a command line over 64 KiB is a usage error", "[kvm][bad-input]") {
+  auto r = run_hvmm({"run", "--cmdline", std::string(70'000, 'a'), "--workload", "exit 0"});
+  check_rejected(r, "--cmdline/--workload");
+  CHECK(r.status == kUsage);
+}
+
+TEST_CASE("a reader that goes away does not kill the VM (SIGPIPE)", "[kvm][bad-input]") {
+  HVMM_REQUIRE_KVM();
+  // `head -c 1` exits after the first byte; the guest's later console lines then meet a closed pipe.
+  const std::string script =
+      "\"$0\" run --mem 64M --cpus 1 --quiet --workload 'echo first; sleep 500ms; echo second; echo third; exit 5' "
+      "| head -c 1 >/dev/null; echo \"hvmm=${PIPESTATUS[0]}\"";
+  auto r = run_process({"/bin/bash", "-c", script, hvmm_binary()}, ChildOptions{.timeout = std::chrono::seconds(30)});
+  INFO(r.describe());
+  REQUIRE(r.exited);
+  CHECK_THAT(r.out, Catch::Contains("hvmm=5"));  // the guest's own exit code, not 141 (SIGPIPE)
 }

@@ -84,6 +84,11 @@ VmConfig make_vm_config(const RunOptions& o) {
     throw std::invalid_argument(fmt::format("--cpus {}: must be between 1 and {}", o.cpus, abi::kMaxWorkloadCpus));
   if (o.workload.find('\0') != std::string::npos || o.cmdline.find('\0') != std::string::npos)
     throw std::invalid_argument("--cmdline/--workload: NUL bytes are not allowed");
+  // The zero page's command line slot (abi/layout.hpp) holds it with its NUL: a bad command line,
+  // not a host error, when it does not fit.
+  if (const size_t n = kernel_cmdline(o.cmdline, o.workload).size(); n >= kCmdlineMax)
+    throw std::invalid_argument(fmt::format("--cmdline/--workload: the kernel command line would be {} bytes; at most {}",
+                                            n, kCmdlineMax - 1));
   const bool balloon = o.reclaim == "balloon" || o.reclaim == "balloon-huge";
   if (o.reclaim != "hyperalloc" && o.reclaim != "none" && !balloon && o.reclaim != "virtio-mem")
     throw std::invalid_argument(fmt::format(

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <csignal>
 #include <exception>
 
 #include "abi/exit_status.hpp"
@@ -11,6 +12,9 @@
 
 int main(int argc, char** argv) {
   using namespace hvmm;
+  // A reader that goes away (`hvmm run … | head`) must not kill the VM: writes to the closed pipe
+  // then fail with EPIPE, the guest's console output is dropped and the VM runs on.
+  signal(SIGPIPE, SIG_IGN);
   CLI::App app{"hvmm: a KVM micro-VMM that takes free memory back from running VMs (HyperAlloc)"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
