@@ -154,8 +154,12 @@ TEST_CASE("auto-reclaim started before registration waits for it, then reclaims"
   CHECK_FALSE(host.status().auto_reclaim.has_value());  // no zone, no policy yet
   REQUIRE(host.register_zone(kRegGpa));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (host.status().zone.soft == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // A scan counts itself when it ends, after its batches were reclaimed: wait for both.
+  auto done = [&] {
+    const HyperallocStatus s = host.status();
+    return s.zone.soft > 0 && s.auto_reclaim && s.auto_reclaim->stats.scans > 0;
+  };
+  while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   const HyperallocStatus s = host.status();
   REQUIRE(s.auto_reclaim.has_value());
   CHECK(s.auto_reclaim->stats.scans > 0);
