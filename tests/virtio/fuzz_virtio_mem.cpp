@@ -277,7 +277,7 @@ struct Harness {
     if (rtype == mem::kReqUnplug) lo = addr, hi = valid_range(addr, nb) ? addr + nb * kBlock : addr;
     bool unplugs_own = false;
     if (rtype == mem::kReqUnplug || rtype == mem::kReqUnplugAll)
-      for (auto& b : bufs) unplugs_own = unplugs_own || (b.writable && b.gpa < hi && lo < b.gpa + b.len);
+      for (auto& b : bufs) unplugs_own = unplugs_own || (b.writable && lo < hi && b.gpa < hi && lo < b.gpa + b.len);
     const bool well_formed = readable >= sizeof req && writable >= resp_len && usable && !unplugs_own;
     const bool was_live = live() && !rings_dirty;
     const Expect want = model(rtype, addr, nb, fail);
