@@ -29,6 +29,14 @@ bool wait_on(const volatile uint32_t* word, uint32_t expected, uint64_t timeout_
   return hypercall(Hypercall::kWait, reinterpret_cast<uintptr_t>(word), expected, timeout_ns) !=
          static_cast<int64_t>(hvmm::abi::HypercallStatus::kTimedOut);
 }
+bool wait_changed(const volatile uint32_t* word, uint32_t expected, uint64_t timeout_ns) {
+  const uint64_t deadline = host_now_ns() + timeout_ns;
+  for (uint64_t now; __atomic_load_n(word, __ATOMIC_ACQUIRE) == expected;) {
+    if ((now = host_now_ns()) >= deadline) return false;
+    wait_on(word, expected, deadline - now);
+  }
+  return true;
+}
 void wake(const volatile uint32_t* word) { hypercall(Hypercall::kWake, reinterpret_cast<uintptr_t>(word)); }
 uint64_t host_now_ns() { return static_cast<uint64_t>(hypercall(Hypercall::kNow)); }
 

@@ -38,12 +38,8 @@ void publish_cpu_roles(const BootInfo& boot) { publish(g_first_service, boot.cpu
 void service_cpus_release() { publish(g_mem_ready, 1); }
 
 void await_drivers(const BootInfo& boot) {
-  // Bounded (30 s): a driver that never comes up must not keep the workload from running. By the
-  // clock, not by wake-ups: every wake() in the VM ends a wait.
-  if (!boot.service_cpus) return;
-  const uint64_t deadline = host_now_ns() + 30 * kSecond;
-  for (uint64_t now; !load(g_drivers_ready) && (now = host_now_ns()) < deadline;)
-    wait_on(&g_drivers_ready, 0, deadline - now);
+  // Bounded (30 s): a driver that never comes up must not keep the workload from running.
+  if (boot.service_cpus) wait_changed(&g_drivers_ready, 0, 30 * kSecond);
 }
 
 namespace {

@@ -52,10 +52,8 @@ GuestMemory::GuestMemory(uint64_t ram_bytes) : ram_bytes_(ram_bytes) {
 
 GuestMemory::GuestMemory(uint64_t ram_bytes, uint64_t hotplug_gpa, uint64_t hotplug_bytes, uint64_t block)
     : GuestMemory(ram_bytes) {
-  const auto s = layout::split_ram(ram_bytes);
-  const uint64_t ram_top = s.high_bytes ? layout::kHoleEnd + s.high_bytes : s.low_bytes;
   if (block < kHuge || (block & (block - 1)) || hotplug_bytes == 0 || hotplug_bytes % block || hotplug_gpa % block ||
-      hotplug_gpa < std::max(ram_top, layout::kHoleEnd) || hotplug_bytes > layout::kMaxRam)
+      hotplug_gpa < std::max(layout::ram_end(ram_bytes), layout::kHoleEnd) || hotplug_bytes > layout::kMaxRam)
     throw std::invalid_argument(fmt::format("hot-plug region [{:#x}, +{:#x}) with {:#x}-byte blocks: not block-aligned, "
                                             "empty or overlapping RAM or the MMIO hole",
                                             hotplug_gpa, hotplug_bytes, block));
@@ -107,7 +105,7 @@ const MemRegion* GuestMemory::find(uint64_t gpa, uint64_t len) const {
   if (len == 0) len = 1;
   for (auto& r : regions_)
     if (inside(r, gpa, len)) return &r;
-  if (hot_.size && inside(hot_, gpa, len) && blocks_plugged(gpa, len)) return &hot_;
+  if (plugged(gpa, len)) return &hot_;
   return nullptr;
 }
 

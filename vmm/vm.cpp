@@ -173,7 +173,7 @@ int Vm::run() {
 uint64_t Vm::map_end() const { return mem_ && mem_->hotplug() ? mem_->hotplug()->end() : 0; }
 
 std::string Vm::status_fields() {
-  return fmt::format("RAM {} | host RSS {} | {}", format_size(cfg_.mem_bytes + cfg_.hotplug_bytes), format_size(read_process_rss_bytes()),
+  return fmt::format("RAM {} | host RSS {} | {}", format_size(guest_bytes()), format_size(read_process_rss_bytes()),
                      reclaim_->status_line());
 }
 
@@ -181,7 +181,7 @@ api::VmStatus Vm::status() {
   api::VmStatus s;
   s.mechanism = reclaim_->name();
   s.reclaim = reclaim_->status();
-  s.guest_total_bytes = cfg_.mem_bytes + cfg_.hotplug_bytes;  // with virtio-mem: boot RAM + the region
+  s.guest_total_bytes = guest_bytes();
   s.host_rss_bytes = read_process_rss_bytes();
   s.vcpus = cfg_.cpus;
   s.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();

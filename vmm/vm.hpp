@@ -70,7 +70,9 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   boot::LoadedKernel load_kernel(const VmConfig& cfg);
   void boot(const boot::LoadedKernel& kernel, boot::FdtConfig& fdt);
   std::string status_fields();
-  uint64_t map_end() const;  // end of the virtio-mem region, which the identity map covers (0: none)
+  uint64_t map_end() const;
+  // All the memory the guest can have: boot RAM plus a virtio-mem region.
+  uint64_t guest_bytes() const { return cfg_.mem_bytes + cfg_.hotplug_bytes; }  // end of the virtio-mem region, which the identity map covers (0: none)
   void wake_main();
 
   VmConfig cfg_;

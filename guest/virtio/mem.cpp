@@ -178,13 +178,7 @@ bool oom_hook() {
   const uint32_t gen = std::atomic_ref<uint32_t>(g.plug_gen).load(std::memory_order_acquire);
   // 1: the host's automatic mode may grow the VM; otherwise nobody will, and the allocation fails.
   if (hypercall(hvmm::abi::Hypercall::kVirtioMemFree, mem_free_bytes(), 1) != 1) return false;
-  // Any wake() in the VM ends a wait (the host wakes every waiter): wait until a plug or 5 s.
-  const uint64_t deadline = host_now_ns() + 5 * kSecond;
-  while (std::atomic_ref<uint32_t>(g.plug_gen).load(std::memory_order_acquire) == gen) {
-    const uint64_t now = host_now_ns();
-    if (now >= deadline) return false;
-    wait_on(&g.plug_gen, gen, deadline - now);
-  }
+  if (!wait_changed(&g.plug_gen, gen, 5 * kSecond)) return false;  // no plug within 5 s
   retries = 0;
   return true;
 }

@@ -29,9 +29,8 @@ class VirtioMemMechanism::Backend final : public virtio::MemBackend {
     }
     // Slots first, then host access: a block is never accessible here without being the guest's.
     mem_.set_plugged(gpa, len, true);
-    slots.fetch_add(len / block_, std::memory_order_relaxed);
+    slots.fetch_add(len / block_, std::memory_order_release);
     plugged_total.fetch_add(len, std::memory_order_relaxed);
-    plugged_now.fetch_add(len, std::memory_order_release);
     return true;
   }
 
@@ -51,13 +50,15 @@ class VirtioMemMechanism::Backend final : public virtio::MemBackend {
     }
     if (!mem_.set_plugged(gpa, len, false))
       log_rate_limited(discard_failures.fetch_add(1) + 1, "virtio-mem: discarding {:#x}+{:#x} failed", gpa, len);
-    slots.fetch_sub(len / block_, std::memory_order_relaxed);
+    slots.fetch_sub(len / block_, std::memory_order_release);
     unplugged_total.fetch_add(len, std::memory_order_relaxed);
-    plugged_now.fetch_sub(len, std::memory_order_release);
     return true;
   }
 
-  std::atomic<uint64_t> slots{0}, plugged_total{0}, unplugged_total{0}, plugged_now{0};
+  // What is plugged now, without the device lock (a large unplug holds it): one slot per block.
+  uint64_t plugged_bytes() const { return slots.load(std::memory_order_acquire) * block_; }
+
+  std::atomic<uint64_t> slots{0}, plugged_total{0}, unplugged_total{0};
   std::atomic<uint64_t> slot_failures{0}, discard_failures{0};
 
  private:
@@ -143,7 +144,7 @@ int64_t VirtioMemMechanism::on_free_report(uint64_t free_bytes, bool urgent) {
 }
 
 uint64_t VirtioMemMechanism::usable_bytes() const {
-  return boot_ + std::min(backend_->plugged_now.load(std::memory_order_acquire), region_);
+  return boot_ + std::min(backend_->plugged_bytes(), region_);
 }
 
 bool VirtioMemMechanism::driver_ok() { return transport_ && (transport_->status() & virtio::kStatusDriverOk); }
