@@ -14,6 +14,8 @@
 //  0xFFFB_D000  KVM's three-page TSS area (KVM_SET_TSS_ADDR; Intel VMX needs it, in no RAM)
 //  When there is RAM above 4 GiB, the top 2 MiB frames of low RAM hold its page directories
 //  (2 MiB pages: KVM may offer no 1 GiB pages), reserved in e820 and in the FDT reserve map.
+//  An initrd (hvmm run --trace FILE) sits right below them (or at the top of low RAM), in whole
+//  2 MiB frames: initrd_region().
 #pragma once
 #include <cstdint>
 
@@ -103,6 +105,19 @@ constexpr Range high_page_tables(uint64_t ram, uint64_t map_end = 0) {
   uint64_t tables = (top - kHoleEnd + GiB - 1) / GiB;
   uint64_t size = (tables * 0x1000 + 2 * MiB - 1) / (2 * MiB) * (2 * MiB);
   return {s.low_bytes - size, size};
+}
+
+// The initrd (`hvmm run --trace FILE`: a replay trace, abi/trace.hpp): at the top of low RAM, below
+// the high page directories, in whole 2 MiB frames (as Linux boot loaders put it high; whole frames so
+// the guest allocator loses whole huge frames). It stays RAM in e820; the FDT reserve map and /chosen
+// linux,initrd-start/-end name it, and the zero page's ramdisk_image/ramdisk_size point at it.
+// {0, 0} when `bytes` is 0 or does not fit above `floor` (the end of the kernel image).
+constexpr Range initrd_region(uint64_t ram, uint64_t map_end, uint64_t bytes, uint64_t floor) {
+  if (bytes == 0) return {0, 0};
+  const uint64_t top = high_page_tables(ram, map_end).size ? high_page_tables(ram, map_end).start : split_ram(ram).low_bytes;
+  const uint64_t size = (bytes + kRamAlign - 1) / kRamAlign * kRamAlign;
+  if (size > top || top - size < floor) return {0, 0};
+  return {top - size, size};
 }
 
 static_assert(kPageTablesEnd <= kCmdline);

@@ -72,6 +72,14 @@ void parse_boot_info(const void* zero_page, BootInfo& out) {
     while (sep && sep != args && sep[-1] != ' ') sep = strstr(sep + 1, "-- ");
     if (sep) out.workload = sep + 3;
   }
+  // The initrd: inside RAM and reserved (the host checks that); the replay step validates its bytes.
+  auto* is = static_cast<const fdt32_t*>(fdt_getprop(fdt, chosen, "linux,initrd-start", &len));
+  int len_end = 0;
+  auto* ie = static_cast<const fdt32_t*>(fdt_getprop(fdt, chosen, "linux,initrd-end", &len_end));
+  if (is && ie && len == 8 && len_end == 8 && read_cells(ie, 2) > read_cells(is, 2))
+    out.initrd = {read_cells(is, 2), read_cells(ie, 2) - read_cells(is, 2)};
+  if (auto* ga = static_cast<const char*>(fdt_getprop(fdt, chosen, "hvmm,guest-alloc", &len)); ga && len > 0)
+    out.buddy = strcmp(ga, "buddy") == 0;
 
   fdt_for_each_subnode(node, fdt, 0) {
     if (fdt_node_check_compatible(fdt, node, "virtio,mmio") != 0 || out.virtio_count == BootInfo::kMaxVirtio) continue;

@@ -25,6 +25,8 @@ struct BootInfo {
   MemRange virtio[kMaxVirtio];  // virtio-mmio register windows, in FDT order
   unsigned virtio_count = 0;
   const char* workload = "";  // everything after " -- " on the command line
+  MemRange initrd{0, 0};      // /chosen linux,initrd-start/-end (hvmm run --trace), size 0: none
+  bool buddy = false;         // /chosen hvmm,guest-alloc = "buddy": the buddy allocator instead of LLFree
 };
 
 // Parses the zero page at `zero_page`. Panics with a clear message when the FDT is missing or bad.

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "abi/hyperalloc.hpp"
+#include "guest-alloc/buddy.hpp"
 #include "guest-alloc/llfree_host.hpp"
 #include "guest/arch.hpp"
 #include "guest/console.hpp"
@@ -19,6 +20,11 @@ using hvmm::alloc::Error;
 using hvmm::alloc::kFramesPerChild;
 
 hvmm::alloc::LLFree g_alloc;
+// --guest-alloc buddy: the Linux-like buddy allocator manages the frames instead (guest-alloc/buddy.hpp).
+// No HyperAlloc and no virtio-mem with it (the CLI refuses both): only the balloon hooks apply.
+hvmm::alloc::Buddy g_buddy;
+bool g_use_buddy = false;
+uint64_t g_managed = 0;  // bytes the allocator manages: RAM plus plugged virtio-mem blocks
 int g_install_port = -1;
 uint64_t g_installs = 0;
 uint64_t g_install_cycles = 0;  // TSC cycles spent in install exits, as the guest sees them
@@ -77,9 +83,42 @@ static void reuse_reclaimed(uint64_t huge_idx) {
   else hvmm::alloc::host::clear_reclaimed(g_alloc.shared(), huge_idx);
 }
 
+// The buddy allocator over all RAM: metadata after the kernel image, then every RAM frame that is not
+// boot data or metadata is freed into it (as Linux's memblock_free_all hands memory to the buddy).
+static void buddy_init(const BootInfo& boot, uint64_t end) {
+  const uint64_t frames = align_up(end, kFramesPerChild * kPageSize) / kPageSize;
+  const uint64_t meta = align_up(reinterpret_cast<uintptr_t>(__kernel_end), 64);
+  const uint64_t meta_end = align_up(meta + hvmm::alloc::Buddy::meta_bytes(frames), kPageSize);
+  if (!g_buddy.init(frames, reinterpret_cast<void*>(meta))) panic("mem: buddy allocator init failed");
+  for (unsigned i = 0; i < boot.ram_count; i++) {
+    uint64_t cur = boot.ram[i].start / kPageSize, stop = (boot.ram[i].start + boot.ram[i].size) / kPageSize;
+    if (cur < meta_end / kPageSize) cur = meta_end / kPageSize;
+    while (cur < stop) {  // [cur, next): free, up to the next reserved range
+      uint64_t next = stop;
+      bool inside = false;
+      for (unsigned r = 0; r < boot.reserved_count; r++) {
+        const uint64_t a = boot.reserved[r].start / kPageSize;
+        const uint64_t b = align_up(boot.reserved[r].start + boot.reserved[r].size, kPageSize) / kPageSize;
+        if (a <= cur && cur < b) inside = true, next = b;
+        else if (!inside && a > cur && a < next) next = a;
+      }
+      if (next > stop) next = stop;
+      if (!inside) g_buddy.free_range(cur, next - cur);
+      cur = next;
+    }
+  }
+}
+
 void mem_init(const BootInfo& boot) {
+  g_managed = boot.ram_bytes;
   uint64_t end = 0;
   for (unsigned i = 0; i < boot.ram_count; i++) end = end > boot.ram[i].start + boot.ram[i].size ? end : boot.ram[i].start + boot.ram[i].size;
+  if (boot.buddy) {
+    g_use_buddy = true;
+    buddy_init(boot, end);
+    if (boot.hyperalloc_port >= 0) kprintf("mem: buddy allocator: HyperAlloc needs LLFree; not registering\n");
+    return;
+  }
   // A virtio-mem region above RAM: the allocator covers it from the start, so it can grow into it.
   if (virtio::virtio_mem_region(boot, g_hotplug_start, g_hotplug_size) && g_hotplug_start >= end &&
       g_hotplug_start % (kFramesPerChild * kPageSize) == 0)
@@ -140,6 +179,12 @@ void mem_init(const BootInfo& boot) {
 }
 
 bool mem_alloc(unsigned order, uint64_t& frame) {
+  if (g_use_buddy) {
+    while (!g_buddy.get(order, frame))
+      if (!g_oom_hook || !g_oom_hook()) return false;
+    for (auto [h, last] = huge_span(frame, order); h <= last; h++) clear_reported(h);
+    return true;
+  }
   auto r = g_alloc.get(this_cpu()->id, order);
   while (!r.ok()) {  // deflate-on-OOM: the balloon may give some memory back, then we retry
     if (!g_oom_hook || !g_oom_hook()) return false;
@@ -154,7 +199,8 @@ bool mem_alloc(unsigned order, uint64_t& frame) {
 }
 
 void mem_free(uint64_t frame, unsigned order) {
-  if (g_alloc.put(this_cpu()->id, frame, order) != Error::kOk) {
+  if (g_use_buddy ? g_buddy.put(frame, order) != hvmm::alloc::Buddy::Error::kOk
+                  : g_alloc.put(this_cpu()->id, frame, order) != Error::kOk) {
     kprintf("mem: bad free of frame %#lx order %u\n", frame, order);
     panic("mem: bad free");
   }
@@ -166,9 +212,15 @@ void mem_mark_reported(uint64_t huge_idx) {
   if (g_reported && huge_idx < mem_huge_frames())
     std::atomic_ref<uint64_t>(g_reported[huge_idx / 64]).fetch_or(1ull << (huge_idx % 64), std::memory_order_relaxed);
 }
-uint64_t mem_huge_frames() { return g_alloc.frames() / kFramesPerChild; }
+uint64_t mem_huge_frames() { return (g_use_buddy ? g_buddy.frames() : g_alloc.frames()) / kFramesPerChild; }
 
 bool mem_isolate_huge(uint64_t& frame, bool& reported) {
+  if (g_use_buddy) {
+    if (!g_buddy.get(kHugeOrder, frame)) return false;
+    const uint64_t h = frame / kFramesPerChild;
+    reported = g_reported && (std::atomic_ref<uint64_t>(g_reported[h / 64]).load(std::memory_order_relaxed) >> (h % 64)) & 1;
+    return true;
+  }
   auto r = g_alloc.get(this_cpu()->id, kHugeOrder);
   if (!r.ok()) return false;
   frame = r.frame;
@@ -180,7 +232,22 @@ bool mem_isolate_huge(uint64_t& frame, bool& reported) {
 
 void mem_mark_reclaimed(uint64_t huge_idx) {
   // Best effort: only a wholly free frame in an unreserved tree takes the bit.
-  if (g_install_port < 0) hvmm::alloc::host::soft_reclaim(g_alloc.shared(), huge_idx);
+  if (g_install_port < 0 && !g_use_buddy) hvmm::alloc::host::soft_reclaim(g_alloc.shared(), huge_idx);
+}
+
+void mem_free_reported(uint64_t frame) {
+  if (g_use_buddy) {  // to the tail of its free list, as Linux puts reported pages
+    if (g_buddy.put(frame, kHugeOrder, true) != hvmm::alloc::Buddy::Error::kOk) panic("mem: bad free of a reported block");
+    return;
+  }
+  mem_free(frame, kHugeOrder);
+  mem_mark_reclaimed(frame / kFramesPerChild);
+}
+
+bool mem_is_buddy() { return g_use_buddy; }
+uint64_t mem_used_bytes() {
+  const uint64_t managed = std::atomic_ref<uint64_t>(g_managed).load(std::memory_order_relaxed), free = mem_free_bytes();
+  return managed > free ? managed - free : 0;
 }
 
 hvmm::abi::hyperalloc::Registration mem_registration() {
@@ -200,22 +267,29 @@ hvmm::abi::hyperalloc::Registration mem_registration() {
 uint64_t mem_hotplug_start() { return g_hotplug_start; }
 
 void mem_give_huge(uint64_t huge_idx) {
+  if (g_use_buddy) panic("mem: virtio-mem needs LLFree");
+  std::atomic_ref<uint64_t>(g_managed).fetch_add(kFramesPerChild * kPageSize, std::memory_order_relaxed);
   if (g_alloc.put(this_cpu()->id, huge_idx * kFramesPerChild, kHugeOrder) != Error::kOk) {
     kprintf("mem: virtio-mem frame 0x%lx was not reserved\n", huge_idx);
     panic("mem: bad hot-plug free");
   }
 }
 
-bool mem_take_huge(uint64_t huge_idx) { return g_alloc.take_huge(huge_idx); }
+bool mem_take_huge(uint64_t huge_idx) {
+  if (g_use_buddy) return false;  // virtio-mem plugs LLFree frames only
+  if (!g_alloc.take_huge(huge_idx)) return false;
+  std::atomic_ref<uint64_t>(g_managed).fetch_sub(kFramesPerChild * kPageSize, std::memory_order_relaxed);
+  return true;
+}
 
 bool mem_huge_touched(uint64_t huge_idx) {
-  if (huge_idx >= mem_huge_frames()) return false;
+  if (g_use_buddy || huge_idx >= mem_huge_frames()) return false;
   const uint16_t w = std::atomic_ref<uint16_t>(g_alloc.shared().children[huge_idx].word).load(std::memory_order_relaxed);
   return !hvmm::alloc::Child::reclaimed_of(w);
 }
 
-uint64_t mem_free_bytes() { return g_alloc.free_frames() * kPageSize; }
-uint64_t mem_free_huge() { return g_alloc.free_huge(); }
+uint64_t mem_free_bytes() { return (g_use_buddy ? g_buddy.free_frames() : g_alloc.free_frames()) * kPageSize; }
+uint64_t mem_free_huge() { return g_use_buddy ? g_buddy.free_at_least(kHugeOrder) : g_alloc.free_huge(); }
 uint64_t mem_installs() { return std::atomic_ref<uint64_t>(g_installs).load(std::memory_order_relaxed); }
 uint64_t mem_install_cycles() { return std::atomic_ref<uint64_t>(g_install_cycles).load(std::memory_order_relaxed); }
 

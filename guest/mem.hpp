@@ -22,6 +22,10 @@ bool mem_alloc(unsigned order, uint64_t& frame);
 void mem_free(uint64_t frame, unsigned order);
 
 uint64_t mem_free_bytes();
+// Bytes in use: managed memory (RAM, plugged virtio-mem blocks) minus free. Balloon pages count as used.
+uint64_t mem_used_bytes();
+// --guest-alloc buddy: the buddy allocator manages memory (allocator() must not be used then).
+bool mem_is_buddy();
 uint64_t mem_free_huge();
 uint64_t mem_installs();
 uint64_t mem_install_cycles();  // TSC cycles spent in install requests (exit + host populate)
@@ -48,6 +52,9 @@ void mem_mark_reported(uint64_t huge_idx);
 uint64_t mem_huge_frames();
 // Takes one free 2 MiB frame for reporting: leaves its mark alone, never calls the OOM hook.
 bool mem_isolate_huge(uint64_t& frame, bool& reported);
+// Gives back a reported 2 MiB frame so that it is reused after resident memory: LLFree marks it
+// reclaimed, the buddy allocator puts it at the tail of its free list (as Linux does).
+void mem_free_reported(uint64_t frame);
 
 // --- Hooks for the virtio-mem driver (guest/virtio/mem.cpp) ---
 // The device region mem_init found (0: none). The allocator covers it from boot, every 2 MiB frame

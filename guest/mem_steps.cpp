@@ -153,9 +153,9 @@ uint32_t step_stats(const StepArgs& a) {
   if (a.dry) return 0;
   uint64_t free = mem_free_bytes();
   // Free huge frames with the `reclaimed` bit set (by the host with HyperAlloc, by us without).
-  auto v = allocator().shared();
   uint64_t flagged = 0;
-  for (uint64_t c = 0; c < v.children_count(); c++) {
+  for (uint64_t c = 0; !mem_is_buddy() && c < allocator().shared().children_count(); c++) {
+    auto v = allocator().shared();
     uint16_t w = v.children[c].atomic().load(std::memory_order_relaxed);
     flagged += hvmm::alloc::Child::wholly_free(w) && hvmm::alloc::Child::reclaimed_of(w);
   }

@@ -14,6 +14,7 @@
 #include "vmm/api/server.hpp"
 #include "vmm/api/size_parse.hpp"
 #include "vmm/api/vm_json.hpp"
+#include "abi/trace.hpp"
 #include "vmm/boot/boot_params.hpp"
 #include "vmm/mechanisms/none.hpp"
 #include "vmm/status_line.hpp"
@@ -54,6 +55,8 @@ Vm::Vm(const VmConfig& cfg) : cfg_(cfg), sys_(), vm_(sys_) {
   wiring.protected_ranges.push_back({0, kernel.phys_end});
   if (auto pt = layout::high_page_tables(cfg.mem_bytes, map_end()); pt.size)
     wiring.protected_ranges.push_back({pt.start, pt.size});
+  const layout::Range initrd = cfg.trace_path.empty() ? layout::Range{0, 0} : load_trace(cfg.trace_path, kernel.phys_end);
+  if (initrd.size) wiring.protected_ranges.push_back({initrd.start, initrd.size});
   // The hot-plug region has no memory slot: its mechanism adds and removes them as blocks come and go.
   wiring.kvm = &vm_;
   wiring.first_free_memslot = slot;
@@ -74,7 +77,10 @@ Vm::Vm(const VmConfig& cfg) : cfg_(cfg), sys_(), vm_(sys_) {
                       .bootargs = {},
                       .device_nodes = devices_->fdt_nodes(),
                       .workload_cpus = cfg.cpus,
-                      .map_end = map_end()};
+                      .map_end = map_end(),
+                      .initrd_start = initrd.start,
+                      .initrd_size = trace_bytes_,
+                      .guest_alloc = cfg.guest_alloc};
   boot(kernel, fdt);
 }
 
@@ -99,6 +105,23 @@ boot::LoadedKernel Vm::load_kernel(const VmConfig& cfg) {
   return kernel;
 }
 
+// --trace FILE: the file goes into guest memory as the initrd (abi/layout.hpp, initrd_region); the
+// guest validates its contents (guest/replay_trace.cpp), the host only its size.
+layout::Range Vm::load_trace(const std::string& path, uint64_t kernel_end) {
+  auto data = boot::read_file(path, "loading trace " + path);
+  if (data.empty() || data.size() > abi::trace::kMaxFileBytes)
+    throw std::invalid_argument(fmt::format("--trace {}: {} bytes; a trace has 1 to {} bytes", path, data.size(),
+                                            abi::trace::kMaxFileBytes));
+  const uint64_t floor = (kernel_end + layout::kRamAlign - 1) / layout::kRamAlign * layout::kRamAlign;
+  const layout::Range r = layout::initrd_region(cfg_.mem_bytes, map_end(), data.size(), floor);
+  if (!r.size)
+    throw std::invalid_argument(fmt::format("--trace {}: {} bytes do not fit in low guest RAM above the kernel", path, data.size()));
+  if (!mem_->write(r.start, data.data(), data.size()))
+    throw std::runtime_error(fmt::format("--trace {}: initrd [{:#x}, {:#x}) is not in guest RAM", path, r.start, r.end()));
+  trace_bytes_ = data.size();
+  return r;
+}
+
 void Vm::boot(const boot::LoadedKernel& kernel, boot::FdtConfig& fdt) {
   auto supported = sys_.supported_cpuid();
   x86::write_boot_gdt(*mem_);
@@ -107,7 +130,7 @@ void Vm::boot(const boot::LoadedKernel& kernel, boot::FdtConfig& fdt) {
   const std::string cmdline = kernel_cmdline(cfg_.cmdline, cfg_.workload);
   fdt.bootargs = cmdline;
   auto dtb = boot::build_fdt(fdt);
-  boot::write_boot_params(*mem_, {cfg_.mem_bytes, cmdline, dtb, map_end()});
+  boot::write_boot_params(*mem_, {cfg_.mem_bytes, cmdline, dtb, map_end(), fdt.initrd_start, fdt.initrd_size});
 
   for (unsigned i = 0; i < runner_->size(); i++) {
     KvmVcpu& v = runner_->vcpu(i);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "abi/layout.hpp"
 #include "devices/serial.hpp"
 #include "devices/vm_control.hpp"
 #include "memory/guest_memory.hpp"
@@ -41,6 +42,8 @@ struct VmConfig {
   std::shared_ptr<ReclaimMechanism> reclaim;              // nullptr: none
   std::optional<std::chrono::milliseconds> auto_reclaim;  // --auto-reclaim period
   std::string api_sock;                 // serve the control API here (empty: no socket)
+  std::string trace_path;               // --trace: a replay trace loaded as the initrd (empty: none)
+  std::string guest_alloc;              // --guest-alloc: "buddy" for the built-in guest (empty: LLFree)
   bool quiet = false;                   // no live status line / summary
 };
 
@@ -69,6 +72,7 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
  private:
   boot::LoadedKernel load_kernel(const VmConfig& cfg);
   void boot(const boot::LoadedKernel& kernel, boot::FdtConfig& fdt);
+  layout::Range load_trace(const std::string& path, uint64_t kernel_end);
   std::string status_fields();
   uint64_t map_end() const;
   // All the memory the guest can have: boot RAM plus a virtio-mem region.
@@ -83,6 +87,7 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   std::shared_ptr<ReclaimMechanism> reclaim_;
   std::unique_ptr<VcpuRunner> runner_;  // last: its threads go first
   std::chrono::steady_clock::time_point started_;
+  uint64_t trace_bytes_ = 0;  // --trace: the initrd's size
 
   std::mutex mu_;  // guards status_, message_, main_thread_
   std::optional<pthread_t> main_thread_;  // the thread in run(), while it runs

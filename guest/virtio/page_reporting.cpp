@@ -43,8 +43,7 @@ void report(const uint64_t* frames, unsigned n) {
   // Marked before they go back: an allocation racing with the free then clears the mark itself.
   for (unsigned i = 0; i < n; i++) {
     mem_mark_reported(frames[i] >> kHugeOrder);
-    mem_free(frames[i], kHugeOrder);
-    mem_mark_reclaimed(frames[i] >> kHugeOrder);  // reused after resident memory, as Linux queues reported pages last
+    mem_free_reported(frames[i]);  // reused after resident memory, as Linux queues reported pages last
   }
   s.info.reported_blocks += n;
 }
@@ -72,7 +71,7 @@ void pass() {
     }
     if (n) report(batch, n);
   }
-  for (uint64_t i = 0; i < aside; i++) mem_free(uint64_t(s.aside[i]) << kHugeOrder, kHugeOrder);
+  for (uint64_t i = 0; i < aside; i++) mem_free_reported(uint64_t(s.aside[i]) << kHugeOrder);
   balloon_set_reporting_busy(false);
   s.info.passes++;
 }

@@ -119,6 +119,7 @@ struct BootParamsConfig {
   std::string cmdline;           // no NUL bytes; up to layout::kCmdlineMax - 1 bytes
   std::span<const uint8_t> dtb;  // empty: no setup_data list
   uint64_t map_end = 0;          // end of a hot-plug region to identity-map (layout::high_page_tables)
+  uint64_t ramdisk_image = 0, ramdisk_size = 0;  // an initrd already in guest memory (below 4 GiB), 0: none
 };
 
 // Writes a fresh zero page at layout::kZeroPage, the NUL-terminated command line at

@@ -26,6 +26,8 @@ void write_tree(void* fdt, const FdtConfig& cfg) {
   // Boot data the guest must not allocate from (the high page directories, layout.hpp).
   if (auto pt = layout::high_page_tables(cfg.ram_bytes, cfg.map_end); pt.size)
     check(fdt_add_reservemap_entry(fdt, pt.start, pt.size), "reserve map entry");
+  if (cfg.initrd_size) check(fdt_add_reservemap_entry(fdt, cfg.initrd_start,
+                                                               (cfg.initrd_size + layout::kRamAlign - 1) / layout::kRamAlign * layout::kRamAlign), "initrd reserve map entry");
   check(fdt_finish_reservemap(fdt), "reserve map");
   check(fdt_begin_node(fdt, ""), "root");
   check(fdt_property_u32(fdt, "#address-cells", 2), "#address-cells");
@@ -34,6 +36,11 @@ void write_tree(void* fdt, const FdtConfig& cfg) {
 
   check(fdt_begin_node(fdt, "chosen"), "chosen");
   check(fdt_property_string(fdt, "bootargs", cfg.bootargs.c_str()), "bootargs");
+  if (cfg.initrd_size) {
+    check(fdt_property_u64(fdt, "linux,initrd-start", cfg.initrd_start), "linux,initrd-start");
+    check(fdt_property_u64(fdt, "linux,initrd-end", cfg.initrd_start + cfg.initrd_size), "linux,initrd-end");
+  }
+  if (!cfg.guest_alloc.empty()) check(fdt_property_string(fdt, "hvmm,guest-alloc", cfg.guest_alloc.c_str()), "hvmm,guest-alloc");
   check(fdt_end_node(fdt), "chosen");
 
   check(fdt_begin_node(fdt, "memory@0"), "memory");

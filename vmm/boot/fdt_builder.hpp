@@ -2,9 +2,14 @@
 // entry). Built with libfdt's sequential-write API. The guest parses exactly this schema:
 //
 //   /memreserve/ <high page tables>;   // layout::high_page_tables(), when RAM > 3 GiB
+//   /memreserve/ <initrd>;             // layout::initrd_region(), with --trace
 //   / {
 //     #address-cells = <2>; #size-cells = <2>; compatible = "hvmm,vm";
-//     chosen { bootargs = "<command line>"; };
+//     chosen {
+//       bootargs = "<command line>";
+//       linux,initrd-start = /bits/ 64 <start>; linux,initrd-end = /bits/ 64 <end>;  // --trace only
+//       hvmm,guest-alloc = "buddy";      // --guest-alloc buddy only (absent: LLFree)
+//     };
 //     memory@0 {
 //       device_type = "memory";
 //       reg = <0 0  low_hi low_lo>, <1 0  high_hi high_lo>;   // (addr, size) pairs, 2+2 cells each,
@@ -60,6 +65,8 @@ struct FdtConfig {
   std::vector<FdtNodeWriter> device_nodes;  // vmm/device_manager.hpp collects them
   unsigned workload_cpus = 0;  // 0: all; otherwise CPUs >= this index are service CPUs (drivers)
   uint64_t map_end = 0;        // end of a hot-plug region (not RAM): its page directories are reserved
+  uint64_t initrd_start = 0, initrd_size = 0;  // the initrd's bytes (reserved in whole 2 MiB frames), 0: none
+  std::string guest_alloc = "";  // the built-in guest's page allocator ("buddy"); empty: its default (LLFree)
 };
 
 inline constexpr unsigned kFdtMaxCpus = 255;  // xAPIC IDs

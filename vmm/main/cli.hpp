@@ -28,6 +28,8 @@ struct RunOptions {
   std::string virtio_mem_step;  // --virtio-mem-step SIZE; empty: --mem / 16
   std::string api_sock;
   bool quiet = false;
+  std::string trace;                 // --trace FILE: replay trace for the guest's `replay` step
+  std::string guest_alloc = "llfree";  // --guest-alloc llfree|buddy (the built-in guest's allocator)
 };
 
 // Validates the options into a VmConfig; throws std::invalid_argument with a one-line message.

@@ -105,8 +105,18 @@ VmConfig make_vm_config(const RunOptions& o) {
       throw std::invalid_argument("--auto-reclaim-age needs --auto-reclaim with --reclaim hyperalloc");
   }
 
+  if (o.guest_alloc != "llfree" && o.guest_alloc != "buddy")
+    throw std::invalid_argument(fmt::format("--guest-alloc {}: unknown allocator (llfree or buddy)", o.guest_alloc));
+  // HyperAlloc shares LLFree's words with the host; the virtio-mem driver plugs and unplugs LLFree's
+  // huge frames. Neither exists for the buddy allocator.
+  if (o.guest_alloc == "buddy" && (o.reclaim == "hyperalloc" || o.reclaim == "virtio-mem"))
+    throw std::invalid_argument(fmt::format("--guest-alloc buddy does not work with --reclaim {} (it needs LLFree); "
+                                            "use balloon, balloon-huge or none", o.reclaim));
+
   VmConfig c;
   c.mem_bytes = *mem;
+  c.trace_path = o.trace;
+  if (o.guest_alloc == "buddy") c.guest_alloc = "buddy";
   c.cpus = o.cpus;
   c.kernel_path = o.kernel;
   c.builtin_kernel = {hvmm_embedded_kernel_start, static_cast<size_t>(hvmm_embedded_kernel_end - hvmm_embedded_kernel_start)};

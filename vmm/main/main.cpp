@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
                   "Steps: info | echo TEXT | sleep DURATION | exit [CODE] | fault | "
                   "alloc SIZE|N%|all (4 KiB frames, patterned) | alloc-huge SIZE|N%|all (2 MiB) | "
                   "free [all] (newest region / all) | verify | stats | barrier (wait for `hvmm ctl continue`) | "
-                  "bench-alloc. Default: a 40 s demo whose memory demand rises and falls");
+                  "bench-alloc | replay TIME-SCALE MEM-SCALE [SAMPLE] (the --trace). Default: a 40 s demo whose memory demand rises and falls");
   run->add_option("--auto-reclaim", ro.auto_reclaim, "Give free guest memory back to the host continuously; optional PERIOD (default 500ms; a free huge frame is taken after 2-3 x PERIOD idle): "
                   "hyperalloc soft-reclaims idle huge frames, balloon(-huge) enables free page reporting, virtio-mem follows the "
                   "guest's free memory (see --virtio-mem-step)")
@@ -52,6 +52,10 @@ int main(int argc, char** argv) {
                   "[--mem/8, --mem]");
   run->add_option("--api-sock", ro.api_sock, "Serve the control API on this Unix socket (see `hvmm ctl`)");
   run->add_flag("--quiet", ro.quiet, "No live status line and no summary");
+  run->add_option("--trace", ro.trace, "Replay trace (bench/compiling/trace_convert.py) loaded as the initrd, for the `replay` step");
+  run->add_option("--guest-alloc", ro.guest_alloc,
+                  "The built-in guest's page allocator: llfree | buddy (Linux-like; not with hyperalloc or virtio-mem)")
+      ->capture_default_str();
 
   std::string sock;
   std::vector<std::string> ctl_args;
