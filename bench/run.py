@@ -69,6 +69,9 @@ def run_replay_bench(args, name: str) -> int:
     plots = importlib.import_module(f"{name}.plots")
     if args.action in ("bench", "bench-plot"):
         only = args.candidates.split(",") if args.candidates else None
+        from lib.replay import CANDIDATES
+        if only and (bad := [c for c in only if c not in CANDIDATES]):
+            sys.exit(f"run.py: unknown candidate(s) {', '.join(bad)}; known: {', '.join(CANDIDATES)}")
         d = bench.run(find_hvmm(args.hvmm), str(args.out), args.short, only)
     else:
         d = Path(args.dir) if args.dir else newest(Path(args.out), name)
