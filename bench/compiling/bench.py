@@ -84,16 +84,7 @@ def run(hvmm: str, out_base: str, short: bool, only: list[str] | None = None) ->
         print(f"compiling: [{i + 1}/{len(names)}] {name}: " + (f"FAILED: {r['error']}" if r.get("error") else
               f"{r['gib_min_total']:.2f} GiB·min, replay {r['replay_s']:.0f} s"), flush=True)
     summary = analysis.summarize(rows, {**p, "wall_s": time.monotonic() - t_start})
-    results.write_json(d / "runs.json", rows)
-    keys = sorted({k for r in rows for k in r})
-    with open(d / "runs.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    results.write_json(d / "summary.json", summary)
-    text = analysis.table(summary)
-    (d / "summary.txt").write_text(text + "\n")
-    print(text, flush=True)
+    results.write_results(d, rows, summary, analysis.table(summary))
     return d
 
 

@@ -77,17 +77,8 @@ def run(hvmm: str, limits_bin: Path, out_base: str, short: bool) -> Path:
                 _save_record(raw, rec)
                 rows.append(analysis.row(rec))
 
-    results.write_json(d / "runs.json", rows)
-    keys = sorted({k for r in rows for k in r})
-    with open(d / "runs.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
     summary = analysis.summarize(rows, limits)
-    results.write_json(d / "summary.json", summary)
-    text = analysis.table(summary)
-    (d / "summary.txt").write_text(text + "\n")
-    print(text, flush=True)
+    results.write_results(d, rows, summary, analysis.table(summary))
     return d
 
 

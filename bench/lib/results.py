@@ -1,6 +1,7 @@
 """Result directories: raw data + metadata (machine, kernel, versions, parameters) + plots."""
 from __future__ import annotations
 
+import csv
 import datetime
 import json
 import os
@@ -39,3 +40,17 @@ def result_dir(bench: str, base: str = "results") -> Path:
 
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def write_results(d: Path, rows: list[dict], summary: dict, text: str) -> None:
+    """The finished benchmark's files: runs.json/.csv (one row per run), summary.json, summary.txt;
+    prints the table."""
+    write_json(d / "runs.json", rows)
+    keys = sorted({k for r in rows for k in r})
+    with open(d / "runs.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    write_json(d / "summary.json", summary)
+    (d / "summary.txt").write_text(text + "\n")
+    print(text, flush=True)

@@ -80,10 +80,13 @@ def table(summary: dict) -> str:
             continue
         sv = r.get("saving_vs_none")
         lines.append(f"{r['candidate']:20} {r['variant']:12} {r['summed_gib_min']:11.2f} {r['ideal_summed_gib_min']:6.2f} "
-                     f"{'-' if sv is None else f'{-sv * 100:+.0f}%':>7} {r.get('ratio_to_hyperalloc') or 0:6.2f} "
+                     f"{'-' if sv is None else f'{-sv * 100 + 0.0:+.0f}%':>7} {r.get('ratio_to_hyperalloc') or 0:6.2f} "
                      f"{r['peak_total_gib']:10.2f}  {' '.join(f'{v:.2f}' for v in r['per_vm_peak_gib'])}")
-    lines.append(f"host memory {p['host_mem_gib']:.1f} GiB; without reclamation the VMs peak at the 'none-llfree' "
-                 "row's peak total (the scales are chosen so that it fits with room to spare)")
+    none = [r["peak_total_gib"] for r in summary["rows"] if r["candidate"] == "none-llfree" and not r.get("error")]
+    lines.append(f"host memory {p['host_mem_gib']:.1f} GiB; without reclamation the VMs peaked at "
+                 + (f"{max(none):.2f} GiB summed ({max(none) / p['host_mem_gib'] * 100:.0f} % of it)" if none else
+                    "? (none-llfree did not run)") + f"; the memory scale ({p['mem_scale']:g}) is chosen so that "
+                 "this fits with room to spare")
     if summary["failed"]:
         lines.append(f"FAILED: {', '.join(summary['failed'])}")
     return "\n".join(lines)

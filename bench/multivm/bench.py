@@ -94,16 +94,7 @@ def run(hvmm: str, out_base: str, short: bool, only: list[str] | None = None) ->
         print(f"multivm: [{i + 1}/{n}] {name} {variant}: " + (f"FAILED: {r['error']}" if r.get("error") else
               f"{r['summed_gib_min']:.2f} GiB·min summed, peak {r['peak_total_gib']:.2f} GiB"), flush=True)
     summary = analysis.summarize(rows, {**p, "wall_s": time.monotonic() - t_start})
-    results.write_json(d / "runs.json", rows)
-    with open(d / "runs.csv", "w", newline="") as f:
-        keys = sorted({k for r in rows for k in r})
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    results.write_json(d / "summary.json", summary)
-    text = analysis.table(summary)
-    (d / "summary.txt").write_text(text + "\n")
-    print(text, flush=True)
+    results.write_results(d, rows, summary, analysis.table(summary))
     return d
 
 

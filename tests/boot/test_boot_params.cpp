@@ -124,3 +124,12 @@ TEST_CASE("write_boot_params refuses what does not fit its slot") {
   // An e820 map promising more RAM than the VM has.
   CHECK_THROWS_WITH(write_boot_params(mem, {128 * MiB, "", {}}), Catch::Contains("not all in guest memory"));
 }
+
+TEST_CASE("write_boot_params points ramdisk_image/ramdisk_size at an initrd, refuses one above 4 GiB") {
+  GuestMemory mem(64 * MiB);
+  write_boot_params(mem, {64 * MiB, "", {}, 0, 60 * MiB, 12345});
+  auto bp = peek<BootParams>(mem, kZeroPage);
+  CHECK(bp.hdr.ramdisk_image == 60 * MiB);
+  CHECK(bp.hdr.ramdisk_size == 12345);
+  CHECK_THROWS_AS(write_boot_params(mem, {64 * MiB, "", {}, 0, 5 * GiB, 4096}), std::runtime_error);
+}

@@ -148,3 +148,32 @@ TEST_CASE("FDT grows its buffer for big trees and refuses nonsense") {
   cfg.cpus = kFdtMaxCpus + 1;
   CHECK_THROWS_AS(build_fdt(cfg), std::invalid_argument);
 }
+
+TEST_CASE("FDT with an initrd and the buddy allocator: reserve map entry in whole 2 MiB frames, /chosen properties") {
+  auto cfg = base_config(16 * GiB);
+  const Range rd = initrd_region(16 * GiB, 0, 300 * KiB, 4 * MiB);
+  REQUIRE(rd.size == 2 * MiB);
+  cfg.initrd_start = rd.start;
+  cfg.initrd_size = 300 * KiB;
+  cfg.guest_alloc = "buddy";
+  Parsed t(build_fdt(cfg));
+  REQUIRE(fdt_num_mem_rsv(t.fdt()) == 2);  // the high page tables, then the initrd
+  uint64_t addr = 0, size = 0;
+  REQUIRE(fdt_get_mem_rsv(t.fdt(), 1, &addr, &size) == 0);
+  CHECK(addr == rd.start);
+  CHECK(size == 2 * MiB);
+  CHECK(t.u64s("/chosen", "linux,initrd-start") == std::vector<uint64_t>{rd.start});
+  CHECK(t.u64s("/chosen", "linux,initrd-end") == std::vector<uint64_t>{rd.start + 300 * KiB});
+  CHECK(t.str("/chosen", "hvmm,guest-alloc") == "buddy");
+}
+
+TEST_CASE("initrd_region: below the high page tables, at the top of small RAM, nothing when it does not fit") {
+  const Range pt = high_page_tables(16 * GiB);
+  CHECK(initrd_region(16 * GiB, 0, 1, 0).start == pt.start - 2 * MiB);
+  CHECK(initrd_region(16 * GiB, 0, 1, 0).size == 2 * MiB);
+  CHECK(initrd_region(256 * MiB, 0, 5 * MiB, 0).start == 256 * MiB - 6 * MiB);
+  CHECK(initrd_region(256 * MiB, 0, 5 * MiB, 0).size == 6 * MiB);
+  CHECK(initrd_region(256 * MiB, 0, 0, 0).size == 0);
+  CHECK(initrd_region(64 * MiB, 0, 60 * MiB, 8 * MiB).size == 0);  // would overlap the kernel below 8 MiB
+  CHECK(initrd_region(64 * MiB, 0, 100 * MiB, 0).size == 0);
+}

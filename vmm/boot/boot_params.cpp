@@ -67,7 +67,7 @@ void write_boot_params(const GuestMemory& mem, const BootParamsConfig& cfg) {
   h.cmdline_size = static_cast<uint32_t>(cfg.cmdline.size());
   if (cfg.ramdisk_size) {
     if (cfg.ramdisk_image + cfg.ramdisk_size > kHoleStart)
-      throw std::runtime_error(fmt::format("boot params: initrd at {:#x} is not below 4 GiB", cfg.ramdisk_image));
+      throw std::runtime_error(fmt::format("boot params: initrd at {:#x} is not in low RAM (below the MMIO hole)", cfg.ramdisk_image));
     h.ramdisk_image = static_cast<uint32_t>(cfg.ramdisk_image);
     h.ramdisk_size = static_cast<uint32_t>(cfg.ramdisk_size);
   }

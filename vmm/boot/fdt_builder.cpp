@@ -26,8 +26,9 @@ void write_tree(void* fdt, const FdtConfig& cfg) {
   // Boot data the guest must not allocate from (the high page directories, layout.hpp).
   if (auto pt = layout::high_page_tables(cfg.ram_bytes, cfg.map_end); pt.size)
     check(fdt_add_reservemap_entry(fdt, pt.start, pt.size), "reserve map entry");
-  if (cfg.initrd_size) check(fdt_add_reservemap_entry(fdt, cfg.initrd_start,
-                                                               (cfg.initrd_size + layout::kRamAlign - 1) / layout::kRamAlign * layout::kRamAlign), "initrd reserve map entry");
+  // The initrd (--trace), in whole 2 MiB frames (layout::initrd_region).
+  const uint64_t initrd_frames = (cfg.initrd_size + layout::kRamAlign - 1) / layout::kRamAlign * layout::kRamAlign;
+  if (cfg.initrd_size) check(fdt_add_reservemap_entry(fdt, cfg.initrd_start, initrd_frames), "initrd reserve map entry");
   check(fdt_finish_reservemap(fdt), "reserve map");
   check(fdt_begin_node(fdt, ""), "root");
   check(fdt_property_u32(fdt, "#address-cells", 2), "#address-cells");
