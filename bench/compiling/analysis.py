@@ -22,7 +22,7 @@ def events(status: dict | None) -> dict:
     return out
 
 
-def row(rec: dict, nominal_s: float) -> dict:
+def row(rec: dict, nominal_s: float, settle_s: float = 0.0) -> dict:
     r = {"candidate": rec["candidate"], "reclaim": rec.get("reclaim"), "alloc": rec.get("alloc")}
     if rec.get("error"):
         return {**r, "error": rec["error"]}
@@ -44,6 +44,8 @@ def row(rec: dict, nominal_s: float) -> dict:
         "vmm_cpu_s": rec.get("vmm_cpu_s"),
         **events(rec.get("status")),
     })
+    if settle_s:  # the VM idled settle_s after the replay (bench.py): what each mechanism gets back by then
+        r["rss_settled_gib"] = rp.value_at(rss, t1 + settle_s - 0.25) / GIB
     for p in AFTER:
         if p in win:
             r[f"rss_after_{p}_gib"] = rp.value_at(rss, win[p][1]) / GIB
@@ -72,7 +74,7 @@ def table(summary: dict) -> str:
              f"(replay {p['nominal_s']:.0f} s), memory scale {p['mem_scale']:g} (peak demand "
              f"{p['peak_demand_gib']:.2f} GiB)",
              f"{'candidate':20} {'GiB·min':>8} {'build':>7} {'ideal':>7} {'x hyp':>6} {'x ideal':>7} "
-             f"{'after build':>11} {'delay':>6} {'clean':>6} {'idle':>6} {'drop':>6} {'replay s':>8} "
+             f"{'after build':>11} {'delay':>6} {'clean':>6} {'idle':>6} {'drop':>6} {'settled':>7} {'replay s':>8} "
              f"{'VMM cpu':>7}  events"]
     for r in summary["rows"]:
         if r.get("error"):
@@ -85,11 +87,13 @@ def table(summary: dict) -> str:
             f"{_f(r.get('ratio_to_hyperalloc_total')):>6} {_f(r.get('ratio_to_ideal_total')):>7} "
             f"{_f(r.get('rss_after_build_gib')):>11} {_f(r.get('rss_after_delay_gib')):>6} "
             f"{_f(r.get('rss_after_clean_gib')):>6} {_f(r.get('rss_after_idle_gib')):>6} "
-            f"{_f(r.get('rss_after_drop_caches_gib')):>6} {r['replay_s']:8.1f} {_f(r.get('vmm_cpu_s'), '{:.1f}'):>7}  {ev}")
+            f"{_f(r.get('rss_after_drop_caches_gib')):>6} {_f(r.get('rss_settled_gib')):>7} {r['replay_s']:8.1f} "
+            f"{_f(r.get('vmm_cpu_s'), '{:.1f}'):>7}  {ev}")
     lines.append("GiB·min: host RSS integrated over the replay (build: the build phase); ideal: the guest's own in-use "
                  "memory; x hyp / x ideal: total footprint relative to hyperalloc / to the ideal curve; after X: host "
-                 "RSS (GiB) when phase X ended; replay s: wall time of the replay (nominal "
-                 f"{p['nominal_s']:.0f} s: more is slowdown)")
+                 f"RSS (GiB) when phase X ended; settled: RSS after {p.get('settle_s', 0):g} s more idle; replay s: wall "
+                 f"time of the replay (nominal {p['nominal_s']:.0f} s: more is slowdown); VMM cpu: CPU seconds of the hvmm "
+                 "process, vCPUs included")
     if summary["failed"]:
         lines.append(f"FAILED candidates: {', '.join(summary['failed'])}")
     return "\n".join(lines)

@@ -37,9 +37,9 @@ def guest_text(t0: float, inuse_gib: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def record(name: str, t0: float, rss_gib, inuse_gib: float = 1.0) -> dict:
-    """rss_gib(t since start) -> GiB, sampled every 0.5 s from t0 - 1 to t0 + 61."""
-    rss = [(t0 + k / 2, int(rss_gib(k / 2) * GIB)) for k in range(-2, 123)]
+def record(name: str, t0: float, rss_gib, inuse_gib: float = 1.0, tail_s: float = 1.0) -> dict:
+    """rss_gib(t since start) -> GiB, sampled every 0.5 s from t0 - 1 to t0 + 60 + tail_s."""
+    rss = [(t0 + k / 2, int(rss_gib(k / 2) * GIB)) for k in range(-2, int(2 * (60 + tail_s)) + 1)]
     status = {"detail": {"installs": 7}} if name == "hyperalloc" else {"detail": {"reported_bytes": 3 * GIB}}
     return {"candidate": name, **rp.CANDIDATES[name], "exit_code": 0, "status": status, "vmm_cpu_s": 12.5,
             "replay": rp.parse(guest_text(t0, inuse_gib)), "rss": rss}
@@ -49,13 +49,14 @@ class Compiling(unittest.TestCase):
     def setUp(self):
         # hyperalloc: 2 GiB throughout; balloon: 4 GiB for the first 30 s then 3; none: 6 GiB.
         self.recs = [record("hyperalloc", 1000.0, lambda t: 2.0),
-                     record("balloon-fpr-buddy", 2000.0, lambda t: 4.0 if t < 30 else 3.0),
+                     record("balloon-fpr-buddy", 2000.0, lambda t: 4.0 if t < 30 else (3.0 if t < 60.5 else 0.5),
+                            tail_s=2.0),
                      record("none-llfree", 3000.0, lambda t: 6.0),
                      {"candidate": "virtio-mem-auto", **rp.CANDIDATES["virtio-mem-auto"],
                       "error": "hvmm exited with 3: replay: FAILED"}]
         self.params = {"mem_gib": 16, "cpus": 2, "time_scale": 1.0, "mem_scale": 1.0, "nominal_s": 60.0,
                        "peak_demand_gib": 1.0}
-        self.rows = [comp.row(r, 60.0) for r in self.recs]
+        self.rows = [comp.row(r, 60.0, settle_s=1.0) for r in self.recs]
         self.summary = comp.summarize(self.rows, self.params)
 
     def test_integrals_and_phases(self):
@@ -66,6 +67,7 @@ class Compiling(unittest.TestCase):
         self.assertAlmostEqual(b["gib_min_total"], 3.5, places=6)         # 30 s at 4 + 30 s at 3
         self.assertEqual(b["rss_after_build_gib"], 4.0)                   # at 10 s
         self.assertEqual(b["rss_after_idle_gib"], 3.0)                    # at 40 s
+        self.assertEqual(b["rss_settled_gib"], 0.5)                       # 1 s after the end
         self.assertEqual(b["reported_gib"], 3.0)
         self.assertEqual(h["installs"], 7)
         self.assertAlmostEqual(n["ratio_to_hyperalloc_total"], 3.0, places=6)
