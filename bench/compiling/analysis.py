@@ -74,7 +74,7 @@ def table(summary: dict) -> str:
              f"(replay {p['nominal_s']:.0f} s), memory scale {p['mem_scale']:g} (peak demand "
              f"{p['peak_demand_gib']:.2f} GiB)",
              f"{'candidate':20} {'GiB·min':>8} {'build':>7} {'ideal':>7} {'x hyp':>6} {'x ideal':>7} "
-             f"{'after build':>11} {'delay':>6} {'clean':>6} {'idle':>6} {'drop':>6} {'settled':>7} {'replay s':>8} "
+             f"{'after build':>11} {'delay':>6} {'clean':>6} {'idle':>6} {'drop':>6} {'settled':>7} {'replay s':>8} {'lag s':>5} "
              f"{'VMM cpu':>7}  events"]
     for r in summary["rows"]:
         if r.get("error"):
@@ -87,13 +87,18 @@ def table(summary: dict) -> str:
             f"{_f(r.get('ratio_to_hyperalloc_total')):>6} {_f(r.get('ratio_to_ideal_total')):>7} "
             f"{_f(r.get('rss_after_build_gib')):>11} {_f(r.get('rss_after_delay_gib')):>6} "
             f"{_f(r.get('rss_after_clean_gib')):>6} {_f(r.get('rss_after_idle_gib')):>6} "
-            f"{_f(r.get('rss_after_drop_caches_gib')):>6} {_f(r.get('rss_settled_gib')):>7} {r['replay_s']:8.1f} "
+            f"{_f(r.get('rss_after_drop_caches_gib')):>6} {_f(r.get('rss_settled_gib')):>7} {r['replay_s']:8.1f} {r['max_lag_ms'] / 1000:5.1f} "
             f"{_f(r.get('vmm_cpu_s'), '{:.1f}'):>7}  {ev}")
     lines.append("GiB·min: host RSS integrated over the replay (build: the build phase); ideal: the guest's own in-use "
                  "memory; x hyp / x ideal: total footprint relative to hyperalloc / to the ideal curve; after X: host "
                  f"RSS (GiB) when phase X ended; settled: RSS after {p.get('settle_s', 0):g} s more idle; replay s: wall "
-                 f"time of the replay (nominal {p['nominal_s']:.0f} s: more is slowdown); VMM cpu: CPU seconds of the hvmm "
+                 f"time of the replay (nominal {p['nominal_s']:.0f} s: more is slowdown); lag s: how far the guest fell "
+                 "behind the trace's clock at worst (large: phases and curve are late, the host was too busy); VMM cpu: CPU seconds of the hvmm "
                  "process, vCPUs included")
+    lags = [r["max_lag_ms"] / 1000 for r in summary["rows"] if not r.get("error")]
+    if lags and max(lags) > 0.05 * p["nominal_s"]:
+        lines.append(f"WARNING: a guest fell up to {max(lags):.1f} s behind the trace (more than 5 % of the replay): "
+                     "the machine was too busy or the scales too aggressive; phase columns are late")
     if summary["failed"]:
         lines.append(f"FAILED candidates: {', '.join(summary['failed'])}")
     return "\n".join(lines)
