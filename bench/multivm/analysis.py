@@ -49,6 +49,7 @@ def row(name: str, variant: str, recs: list[dict]) -> dict:
         "wall_s": s["t"][-1],
         "replay_s": [x["replay"]["done"]["wall_ms"] / 1000 for x in recs],
         "vmm_cpu_s": [x.get("vmm_cpu_s") for x in recs],
+        "max_lag_s": max(x["replay"]["done"]["max_lag_ms"] for x in recs) / 1000,
     })
     return r
 
@@ -87,6 +88,10 @@ def table(summary: dict) -> str:
                  + (f"{max(none):.2f} GiB summed ({max(none) / p['host_mem_gib'] * 100:.0f} % of it)" if none else
                     "? (none-llfree did not run)") + f"; the memory scale ({p['mem_scale']:g}) is chosen so that "
                  "this fits with room to spare")
+    lags = [r["max_lag_s"] for r in summary["rows"] if not r.get("error")]
+    if lags and max(lags) > 0.05 * p["nominal_s"]:
+        lines.append(f"WARNING: a guest fell up to {max(lags):.1f} s behind the trace (more than 5 % of the replay): "
+                     "the machine was too busy for these scales")
     if summary["failed"]:
         lines.append(f"FAILED: {', '.join(summary['failed'])}")
     return "\n".join(lines)
