@@ -2,6 +2,8 @@
 """The artifact's benchmark driver (ARCHITECTURE.md, "Benchmarks"), as in the reference's run.py:
 
     bench/run.py bench-plot inflate --short     # run, then draw the plots
+    bench/run.py bench-plot compiling           # the kernel-build replay, every candidate (~20 min)
+    bench/run.py bench-plot multivm --candidates hyperalloc,none-llfree   # a subset
     bench/run.py bench inflate                  # run only
     bench/run.py plot inflate [--dir DIR]       # redraw the plots of a result directory (default: newest)
 
