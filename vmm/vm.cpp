@@ -170,15 +170,18 @@ int Vm::run() {
   }
   pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   std::lock_guard lock(mu_);
-  if (!message_.empty()) fmt::print(stderr, "hvmm: {}\n", message_);
+  // Errors start with "hvmm:"; a clean or requested stop is information, without the prefix.
+  const bool info = status_ == 0 || status_ == exit_status::kInterrupted;
+  if (!message_.empty()) fmt::print(stderr, "{}{}\n", info ? "" : "hvmm: ", message_);
   return status_;
 }
 
 uint64_t Vm::map_end() const { return mem_ && mem_->hotplug() ? mem_->hotplug()->end() : 0; }
 
 std::string Vm::status_fields() {
-  return fmt::format("RAM {} | host RSS {} | {}", format_size(guest_bytes()), format_size(read_process_rss_bytes()),
-                     reclaim_->status_line());
+  // Most important first: a narrow terminal drops the fields at the end (compose_status_line).
+  return fmt::format("host RSS {} | {} | RAM {}", format_size(read_process_rss_bytes()), reclaim_->status_line(),
+                     format_size(guest_bytes()));
 }
 
 api::VmStatus Vm::status() {
