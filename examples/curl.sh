@@ -27,8 +27,9 @@ api PUT /api/v1/vm.resize '{"size":"1G"}'
 api PUT /api/v1/vm.resize '{"size":"4G"}'
 api PUT /api/v1/vm.resize '{"size":"100M"}'   # below the floor (--mem-min, 256 MiB): refused
 api GET /api/v1/vm.counters
-echo "\$ curl --unix-socket $SOCK http://localhost/metrics | grep -v '^#' | head -12"
-curl -sS --unix-socket "$SOCK" http://localhost/metrics | grep -v '^#' | head -12 | sed 's/^/  /'
+PICK='^hvmm_(host_rss_bytes|guest_free_bytes|usable_bytes|detail_(soft|hard)_bytes|detail_installs|resize_duration_seconds_(bucket\{le="0.01"\}|count|sum)) '
+echo "\$ curl --unix-socket $SOCK http://localhost/metrics | grep -E '$PICK'"
+curl -sS --unix-socket "$SOCK" http://localhost/metrics | grep -E "$PICK" | sed 's/^/  /'
 api PUT /api/v1/vm.shutdown
 wait $VM
 trap - EXIT

@@ -12,7 +12,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <condition_variable>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -76,15 +79,23 @@ void make_stale_socket(const std::string& path) {
   ::close(fd);
 }
 
+// A fake VM served on a socket in a fresh directory.
+struct Served {
+  TempDir dir;
+  std::string sock = dir.file("vm.sock");
+  FakeVm vm;
+  ApiRouter router{vm};
+  HttpServer server;
+  explicit Served(HttpServerLimits limits = {}) : server(sock, router, limits) {}
+};
+
 }  // namespace
 
 TEST_CASE("ctl round trips over HTTP: ping, status, info, resize, auto-reclaim, continue, shutdown, metrics") {
-  TempDir dir;
-  const std::string sock = dir.file("vm.sock");
-  FakeVm vm;
-  ApiRouter router(vm);
-  HttpServer server(sock, router);
-  CHECK(server.path() == sock);
+  Served s;
+  const std::string& sock = s.sock;
+  FakeVm& vm = s.vm;
+  CHECK(s.server.path() == sock);
 
   const Ctl st = ctl(sock, {"status"});
   CHECK(st.code == kCtlOk);
@@ -128,11 +139,8 @@ TEST_CASE("ctl exit codes: usage, cannot connect, refused") {
 }
 
 TEST_CASE("64 idle connections do not lock out a 65th client, and idle ones are closed") {
-  TempDir dir;
-  const std::string sock = dir.file("vm.sock");
-  FakeVm vm;
-  ApiRouter router(vm);
-  HttpServer server(sock, router, HttpServerLimits{.max_connections = 128, .idle_timeout = 2s});
+  Served s(HttpServerLimits{.max_connections = 128, .idle_timeout = 2s});
+  const std::string& sock = s.sock;
   std::vector<Fd> idle;
   for (int i = 0; i < 64; i++) {
     idle.push_back(connect_unix(sock));
@@ -150,11 +158,8 @@ TEST_CASE("64 idle connections do not lock out a 65th client, and idle ones are 
 }
 
 TEST_CASE("a full server lets a new client in once the idle timeout has passed") {
-  TempDir dir;
-  const std::string sock = dir.file("vm.sock");
-  FakeVm vm;
-  ApiRouter router(vm);
-  HttpServer server(sock, router, HttpServerLimits{.max_connections = 4, .idle_timeout = 1s});
+  Served s(HttpServerLimits{.max_connections = 4, .idle_timeout = 1s});
+  const std::string& sock = s.sock;
   std::vector<Fd> idle;
   for (int i = 0; i < 8; i++) idle.push_back(connect_unix(sock));
   std::this_thread::sleep_for(200ms);
@@ -171,11 +176,9 @@ TEST_CASE("a full server lets a new client in once the idle timeout has passed")
 }
 
 TEST_CASE("a body over the limit is refused, announced or chunked") {
-  TempDir dir;
-  const std::string sock = dir.file("vm.sock");
-  FakeVm vm;
-  ApiRouter router(vm);
-  HttpServer server(sock, router);
+  Served s;
+  const std::string& sock = s.sock;
+  FakeVm& vm = s.vm;
   const std::string mb(1024 * 1024, 'x');
   const auto r = http_request(sock, "PUT", "/api/v1/vm.resize", mb);
   CHECK(r.status == 413);
@@ -194,12 +197,10 @@ TEST_CASE("a body over the limit is refused, announced or chunked") {
 }
 
 TEST_CASE("a blocking resize does not hold up other clients") {
-  TempDir dir;
-  const std::string sock = dir.file("vm.sock");
-  FakeVm vm;
+  Served s;
+  const std::string& sock = s.sock;
+  FakeVm& vm = s.vm;
   vm.block_resize = true;
-  ApiRouter router(vm);
-  HttpServer server(sock, router);
   std::thread resizer([&] { CHECK(http_request(sock, "PUT", "/api/v1/vm.resize", R"({"size":"512M"})").status == 200); });
   vm.wait_until_resize_entered();
   CHECK(http_request(sock, "GET", "/api/v1/vm.counters").status == 200);
@@ -212,12 +213,9 @@ TEST_CASE("curl --unix-socket talks to the API") {
     WARN("SKIPPED: curl is not installed (scripts/install-deps.sh installs it)");
     return;
   }
-  TempDir dir;
-  const std::string sock = dir.file("vm.sock");
-  const std::string out = dir.file("out");
-  FakeVm vm;
-  ApiRouter router(vm);
-  HttpServer server(sock, router);
+  Served s;
+  const std::string& sock = s.sock;
+  const std::string out = s.dir.file("out");
   const std::string cmd = "curl -sS --fail-with-body --unix-socket " + sock +
                           " -X PUT -d '{\"size\":\"512M\"}' http://localhost/api/v1/vm.resize > " + out;
   CHECK(std::system(cmd.c_str()) == 0);
@@ -242,4 +240,39 @@ TEST_CASE("the socket file: a stale one is replaced, a live one refused, ours re
   { std::ofstream(plain) << "x"; }
   CHECK_THROWS_WITH(HttpServer(plain, router), Catch::Contains("not a socket"));
   CHECK(exists(plain));
+}
+
+TEST_CASE("the answer to vm.shutdown arrives although the server stops right after it") {
+  // The VM stops the server as soon as shutdown() returned; the 204 must still be delivered.
+  for (int round = 0; round < 20; round++) {
+    TempDir dir;
+    const std::string sock = dir.file("vm.sock");
+    struct StopsAtOnce : FakeVm {
+      std::mutex m;
+      std::condition_variable stop_cv;
+      bool stop = false;
+      void shutdown() override {
+        std::lock_guard lock(m);
+        stop = true;
+        stop_cv.notify_all();
+      }
+    } vm;
+    ApiRouter router(vm);
+    auto server = std::make_unique<HttpServer>(sock, router);
+    std::thread stopper([&] {
+      std::unique_lock lock(vm.m);
+      vm.stop_cv.wait(lock, [&] { return vm.stop; });
+      lock.unlock();
+      server.reset();
+    });
+    unsigned status = 0;
+    try {
+      status = http_request(sock, "PUT", "/api/v1/vm.shutdown").status;
+    } catch (const std::exception& e) {
+      INFO(e.what());
+    }
+    stopper.join();
+    INFO("round " << round);
+    REQUIRE(status == 204);
+  }
 }

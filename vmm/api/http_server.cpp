@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -57,6 +59,9 @@ MHD_Result send_reply(MHD_Connection* c, const HttpReply& r) {
   return ret;
 }
 
+// How long stop() waits for requests in progress to be answered before it cuts them.
+constexpr std::chrono::seconds kDrainLimit{2};
+
 HttpReply too_large(uint64_t bytes) {
   return error_reply(ErrorCode::kPayloadTooLarge,
                      fmt::format("the body has {}{} bytes; at most {}", bytes == 0 ? "more than " : "",
@@ -71,6 +76,9 @@ struct HttpServer::Impl {
   HttpServerLimits limits;
   MHD_Daemon* daemon = nullptr;
   std::pair<dev_t, ino_t> bound_file{};  // identity of the socket file we created
+  std::mutex mu;
+  std::condition_variable idle_cv;
+  unsigned in_flight = 0;  // guarded by mu: requests begun and not yet answered in full
 
   Impl(std::string p, ApiRouter& r, HttpServerLimits l) : path(std::move(p)), router(r), limits(l) {}
 
@@ -106,6 +114,10 @@ struct HttpServer::Impl {
     if (!p) {
       p = new Pending;
       *state = p;
+      {
+        std::lock_guard lock(self->mu);
+        ++self->in_flight;
+      }
       // Refuse an announced oversize body before reading any of it.
       if (const char* len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
         const unsigned long long n = std::strtoull(len, nullptr, 10);
@@ -126,9 +138,14 @@ struct HttpServer::Impl {
     return send_reply(c, self->router.handle(method, url, p->body));
   }
 
-  static void on_completed(void*, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
+  // After the answer was sent (or the request abandoned).
+  static void on_completed(void* cls, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
+    if (!*state) return;
     delete static_cast<Pending*>(*state);
     *state = nullptr;
+    auto* self = static_cast<Impl*>(cls);
+    std::lock_guard lock(self->mu);
+    if (--self->in_flight == 0) self->idle_cv.notify_all();
   }
 
   void start() {
@@ -155,6 +172,12 @@ struct HttpServer::Impl {
     // Stop accepting first (we own the listening fd, not libmicrohttpd), then end the connections;
     // requests in progress finish.
     MHD_quiesce_daemon(daemon);
+    {
+      // Let the answers already being sent go out (the 204 of the vm.shutdown that stops us):
+      // stopping the daemon cuts every connection at once.
+      std::unique_lock lock(mu);
+      idle_cv.wait_for(lock, kDrainLimit, [this] { return in_flight == 0; });
+    }
     MHD_stop_daemon(daemon);
     daemon = nullptr;
     listen_fd.reset();
