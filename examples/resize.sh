@@ -16,7 +16,7 @@ trap 'kill $VM 2>/dev/null; wait $VM 2>/dev/null; rm -f "$SOCK"' EXIT
 
 ctl() { "$HVMM" ctl --api-sock "$SOCK" "$@"; }
 rss() { awk '/VmRSS/ {printf "%.2f GiB", $2 / 1048576}' "/proc/$VM/status"; }
-field() { ctl status | sed -n "s/^  \"$1\": \\(.*\\),\\?$/\\1/p" | tr -d ','; }
+field() { ctl --pretty status | sed -n "s/^  \"$1\": \\(.*\\),\\?$/\\1/p" | tr -d ','; }
 
 until [ -S "$SOCK" ] && [ "$(field barrier_waiting)" = true ]; do sleep 0.1; done
 echo "guest touched 4 GiB, holds 1 GiB:  host RSS $(rss)"

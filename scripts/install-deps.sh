@@ -2,7 +2,8 @@
 # Installs everything hvmm needs to build, test and benchmark, from Debian 12 packages only.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libfdt-dev libfmt-dev catch2 libcli11-dev
-      nlohmann-json3-dev clang libclang-rt-14-dev python3 python3-matplotlib)
+      nlohmann-json3-dev libmicrohttpd-dev clang libclang-rt-14-dev python3 python3-matplotlib
+      python3-yaml python3-jsonschema curl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <vector>
 #include <exception>
 
 #include "vmm/api/size_parse.hpp"
@@ -32,7 +36,47 @@ void truncate_to(std::string& s, size_t columns) {
   }
 }
 
+// VmHWM of this process: the most memory it ever had resident, i.e. what it would hold now if
+// nothing had been given back (0 when unknown).
+uint64_t read_hwm_bytes() {
+  FILE* f = std::fopen("/proc/self/status", "re");
+  if (!f) return 0;
+  char line[256];
+  uint64_t kib = 0;
+  while (std::fgets(line, sizeof(line), f))
+    if (std::sscanf(line, "VmHWM: %" SCNu64 " kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib * 1024;
+}
+
+size_t display_width(const std::string& s) {
+  size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
 }  // namespace
+
+std::string compose_status_line(const std::string& elapsed, const std::string& fields, const std::string& footprint,
+                                size_t columns) {
+  std::vector<std::string> parts;
+  for (size_t start = 0; !fields.empty();) {
+    const size_t sep = fields.find(" | ", start);
+    parts.push_back(fields.substr(start, sep == std::string::npos ? std::string::npos : sep - start));
+    if (sep == std::string::npos) break;
+    start = sep + 3;
+  }
+  // The footprint ranks after the first three fields (host RSS, guest free, reclaimed...).
+  parts.insert(parts.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(3, parts.size())), footprint);
+  std::string line = "[" + elapsed + "]";
+  for (const auto& p : parts) {
+    const std::string add = (line.back() == ']' ? " " : " | ") + p;
+    if (columns != 0 && display_width(line) + display_width(add) > columns) break;  // the rest ranks lower
+    line += add;
+  }
+  if (columns > 0) truncate_to(line, columns);  // a first field wider than the terminal
+  return line;
+}
 
 bool status_line_enabled(bool quiet) { return !quiet && ::isatty(STDOUT_FILENO) && ::isatty(STDERR_FILENO); }
 
@@ -53,6 +97,7 @@ StatusLine::StatusLine(FootprintMeter& meter, std::function<std::string()> field
       out_fd_(out_fd),
       start_(std::chrono::steady_clock::now()) {
   meter_.sample(read_process_rss_bytes(), start_);  // the integral starts now
+  sample_hwm(start_);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -68,7 +113,22 @@ void StatusLine::run() {
   }
 }
 
-void StatusLine::sample_now() { meter_.sample(read_process_rss_bytes(), std::chrono::steady_clock::now()); }
+void StatusLine::sample_now() {
+  const auto now = std::chrono::steady_clock::now();
+  meter_.sample(read_process_rss_bytes(), now);
+  sample_hwm(now);
+}
+
+void StatusLine::sample_hwm(std::chrono::steady_clock::time_point now) {
+  const uint64_t hwm = read_hwm_bytes();
+  std::lock_guard lock(mu_);
+  if (hwm_last_time_) {
+    const double dt = std::chrono::duration<double>(now - *hwm_last_time_).count();
+    if (dt > 0) hwm_byte_seconds_ += dt * (static_cast<double>(hwm_last_) + static_cast<double>(hwm)) / 2;
+  }
+  hwm_last_ = hwm;
+  hwm_last_time_ = now;
+}
 
 void StatusLine::draw() {
   std::string fields;
@@ -79,9 +139,10 @@ void StatusLine::draw() {
   } catch (...) {
     fields = "(status unavailable)";
   }
-  std::string line = fmt::format("[{}] {}{}footprint {:.2f} GiB·min", format_duration(std::chrono::steady_clock::now() - start_),
-                                 fields, fields.empty() ? "" : " | ", meter_.gib_minutes());
-  if (const size_t cols = terminal_columns(out_fd_); cols > 1) truncate_to(line, cols - 1);
+  const size_t cols = terminal_columns(out_fd_);
+  const std::string line = compose_status_line(format_duration(std::chrono::steady_clock::now() - start_), fields,
+                                               fmt::format("footprint {:.2f} GiB·min", meter_.gib_minutes()),
+                                               cols > 1 ? cols - 1 : 0);
   std::lock_guard lock(out_mu_);
   last_line_ = "\r" + line + "\x1b[K";
   write_out(last_line_);
@@ -113,6 +174,7 @@ void StatusLine::stop() {
     if (thread_.joinable()) thread_.join();
     const auto end = std::chrono::steady_clock::now();
     meter_.sample(read_process_rss_bytes(), end);
+    sample_hwm(end);
     {
       std::lock_guard lock(mu_);
       stopped_ = true;
@@ -126,14 +188,24 @@ void StatusLine::stop() {
   });
 }
 
+double StatusLine::without_reclaim_gib_minutes() const {
+  std::lock_guard lock(mu_);
+  return hwm_byte_seconds_ / double(1ull << 30) / 60;
+}
+
 std::string StatusLine::summary() const {
   std::chrono::steady_clock::time_point end;
   {
     std::lock_guard lock(mu_);
     end = stopped_ ? end_ : std::chrono::steady_clock::now();
   }
-  return fmt::format("ran {}, peak RSS {}, footprint {:.2f} GiB·min", format_duration(end - start_),
-                     format_size(meter_.peak_bytes()), meter_.gib_minutes());
+  const double actual = meter_.gib_minutes();
+  const double without = without_reclaim_gib_minutes();
+  std::string s = fmt::format("ran {}, peak RSS {}, footprint {:.2f} GiB·min", format_duration(end - start_),
+                              format_size(meter_.peak_bytes()), actual);
+  if (without > 0 && without >= actual)
+    s += fmt::format(" (without reclamation {:.2f} GiB·min: {:.0f}% saved)", without, 100 * (1 - actual / without));
+  return s;
 }
 
 }  // namespace hvmm

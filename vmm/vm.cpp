@@ -11,7 +11,7 @@
 #include "abi/limits.hpp"
 #include "base/fd.hpp"
 #include "reclaim/footprint.hpp"
-#include "vmm/api/server.hpp"
+#include "vmm/api/http_server.hpp"
 #include "vmm/api/size_parse.hpp"
 #include "vmm/api/vm_json.hpp"
 #include "abi/trace.hpp"
@@ -160,12 +160,16 @@ int Vm::run() {
 
   started_ = std::chrono::steady_clock::now();
   FootprintMeter meter;
-  api::VmApiHandler handler(*this);
-  std::unique_ptr<api::ControlServer> server;  // first: a socket error must leave nothing behind
-  if (!cfg_.api_sock.empty()) server = std::make_unique<api::ControlServer>(cfg_.api_sock, handler);
+  api::ApiRouter router(*this);
+  std::unique_ptr<api::HttpServer> server;  // first: a socket error must leave nothing behind
+  if (!cfg_.api_sock.empty()) server = std::make_unique<api::HttpServer>(cfg_.api_sock, router);
   StatusLine line(meter, [this] { return status_fields(); }, status_line_enabled(cfg_.quiet));
   status_line_.store(&line, std::memory_order_release);
-  if (cfg_.auto_reclaim) reclaim_->start_auto(*cfg_.auto_reclaim);
+  if (cfg_.auto_reclaim) {
+    std::lock_guard lock(auto_mu_);
+    reclaim_->start_auto(*cfg_.auto_reclaim);
+    auto_period_ = cfg_.auto_reclaim;
+  }
 
   runner_->start();
   timespec tick{1, 0};  // a safety net: request_exit() and the last vCPU wake us with kWakeMain
@@ -189,15 +193,18 @@ int Vm::run() {
   }
   pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   std::lock_guard lock(mu_);
-  if (!message_.empty()) fmt::print(stderr, "hvmm: {}\n", message_);
+  // Errors start with "hvmm:"; a clean or requested stop is information, without the prefix.
+  const bool info = status_ == 0 || status_ == exit_status::kInterrupted;
+  if (!message_.empty()) fmt::print(stderr, "{}{}\n", info ? "" : "hvmm: ", message_);
   return status_;
 }
 
 uint64_t Vm::map_end() const { return mem_ && mem_->hotplug() ? mem_->hotplug()->end() : 0; }
 
 std::string Vm::status_fields() {
-  return fmt::format("RAM {} | host RSS {} | {}", format_size(guest_bytes()), format_size(read_process_rss_bytes()),
-                     reclaim_->status_line());
+  // Most important first: a narrow terminal drops the fields at the end (compose_status_line).
+  return fmt::format("host RSS {} | {} | RAM {}", format_size(read_process_rss_bytes()), reclaim_->status_line(),
+                     format_size(guest_bytes()));
 }
 
 api::VmStatus Vm::status() {
@@ -223,8 +230,67 @@ api::VmStatus Vm::status() {
   return s;
 }
 
+api::VmInfo Vm::info() {
+  api::VmInfo i;
+  i.mechanism = reclaim_->name();
+  i.mem_bytes = guest_bytes();
+  i.boot_mem_bytes = cfg_.mem_bytes;
+  i.mem_min_bytes = cfg_.mem_min_bytes;
+  i.vcpus = cfg_.cpus;
+  i.service_vcpus = runner_->size() - cfg_.cpus;
+  i.kernel = cfg_.kernel_path.empty() ? "built-in" : cfg_.kernel_path;
+  i.cmdline = cfg_.cmdline;
+  i.workload = cfg_.workload;
+  {
+    std::lock_guard lock(auto_mu_);
+    if (auto_period_) i.auto_reclaim_period_ms = static_cast<uint64_t>(auto_period_->count());
+  }
+  i.state = stopping() ? "stopping" : "running";
+  i.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  return i;
+}
+
+api::AutoReclaimOutcome Vm::set_auto_reclaim(const api::AutoReclaimRequest& req) {
+  api::AutoReclaimOutcome out;
+  auto refuse = [&](api::ErrorCode code, std::string why) {
+    out.code = code;
+    out.error = std::move(why);
+    return out;
+  };
+  if (stopping()) return refuse(api::ErrorCode::kStopping, "the VM is stopping");
+  if (std::string_view(reclaim_->name()) == "none")
+    return refuse(api::ErrorCode::kUnsupported, "--reclaim none has no automatic reclamation");
+  std::lock_guard lock(auto_mu_);
+  const auto period = req.period.value_or(auto_period_.value_or(cfg_.auto_reclaim_default));
+  if (req.enabled && auto_period_ && *auto_period_ != period)
+    return refuse(api::ErrorCode::kUnsupported,
+                  fmt::format("auto-reclaim runs every {} ms; changing the period of a running auto-reclaim is not "
+                              "built yet", auto_period_->count()));
+  if (!req.enabled && auto_period_)
+    return refuse(api::ErrorCode::kUnsupported, "switching a running auto-reclaim off is not built yet");
+  if (req.enabled && !auto_period_) {
+    // The balloons' free page reporting is a feature the guest's driver negotiates at boot.
+    if (std::string_view(reclaim_->name()).starts_with("balloon"))
+      return refuse(api::ErrorCode::kUnsupported,
+                    "the balloon's free page reporting is negotiated at boot: start the VM with --auto-reclaim");
+    reclaim_->start_auto(period);
+    auto_period_ = period;
+  }
+  out.ok = true;
+  if (auto_period_) out.period_ms = static_cast<uint64_t>(auto_period_->count());
+  return out;
+}
+
 api::ResizeOutcome Vm::resize(uint64_t target_bytes) {
-  if (stopping()) return api::ResizeOutcome::failure("the VM is stopping");
+  if (stopping()) return api::ResizeOutcome::failure("the VM is stopping", api::ErrorCode::kStopping);
+  if (target_bytes < cfg_.mem_min_bytes)
+    return api::ResizeOutcome::failure(fmt::format("{} is below the VM's floor of {} (--mem-min)", format_size(target_bytes),
+                                                   format_size(cfg_.mem_min_bytes)),
+                                       api::ErrorCode::kBelowFloor);
+  if (target_bytes > guest_bytes())
+    return api::ResizeOutcome::failure(fmt::format("{} is beyond the VM's maximum of {} (--mem)", format_size(target_bytes),
+                                                   format_size(guest_bytes())),
+                                       api::ErrorCode::kAboveMaximum);
   return reclaim_->resize(target_bytes);
 }
 

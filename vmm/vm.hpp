@@ -41,6 +41,10 @@ struct VmConfig {
   std::string workload;                 // passed after " -- " on the command line
   std::shared_ptr<ReclaimMechanism> reclaim;              // nullptr: none
   std::optional<std::chrono::milliseconds> auto_reclaim;  // --auto-reclaim period
+  // The mechanism's period when auto-reclaim is switched on through the API without one.
+  std::chrono::milliseconds auto_reclaim_default{500};
+  // --mem-min: no resize goes below it (README, "The floor"); 0: no floor.
+  uint64_t mem_min_bytes = 0;
   std::string api_sock;                 // serve the control API here (empty: no socket)
   std::string trace_path;               // --trace: a replay trace loaded as the initrd (empty: none)
   std::string guest_alloc;              // --guest-alloc: "buddy" for the built-in guest (empty: LLFree)
@@ -65,6 +69,8 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
 
   // api::VmApi, served on --api-sock.
   api::VmStatus status() override;
+  api::VmInfo info() override;
+  api::AutoReclaimOutcome set_auto_reclaim(const api::AutoReclaimRequest& req) override;
   api::ResizeOutcome resize(uint64_t target_bytes) override;
   void shutdown() override;
   void continue_guest() override;
@@ -96,6 +102,8 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   std::string message_;
   std::mutex out_mu_;
   std::atomic<StatusLine*> status_line_{nullptr};  // while run() shows one
+  std::mutex auto_mu_;  // serialises starting auto-reclaim (main thread, API threads)
+  std::optional<std::chrono::milliseconds> auto_period_;  // guarded by auto_mu_: running period
 };
 
 }  // namespace hvmm

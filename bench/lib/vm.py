@@ -1,7 +1,8 @@
-"""Launch and drive one hvmm VM from a benchmark: control socket (JSON lines), RSS sampling,
-guest output capture. Every VM is killed when its context ends, even on errors."""
+"""Launch and drive one hvmm VM from a benchmark: control API (HTTP on the Unix socket, stdlib only),
+RSS sampling, guest output capture. Every VM is killed when its context ends, even on errors."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -11,6 +12,41 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a Unix stream socket (the host part of the URL is ignored by hvmm)."""
+
+    def __init__(self, path: str, timeout: float = 600):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def http_request(sock: str, method: str, path: str, body: dict | None = None,
+                 timeout: float = 600) -> tuple[int, str, str]:
+    """One request to the API at `sock`: (status, content type, body text)."""
+    conn = UnixHTTPConnection(sock, timeout)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Content-Type", ""), resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+# The former JSON-lines commands, as endpoints: Vm.request() keeps taking {"cmd": ...}.
+_ENDPOINTS = {"status": ("GET", "/api/v1/vm.counters"), "info": ("GET", "/api/v1/vm.info"),
+              "ping": ("GET", "/api/v1/vmm.ping"), "resize": ("PUT", "/api/v1/vm.resize"),
+              "continue": ("PUT", "/api/v1/vm.continue"), "shutdown": ("PUT", "/api/v1/vm.shutdown"),
+              "auto-reclaim": ("PUT", "/api/v1/vm.auto-reclaim")}
 
 
 def read_rss(pid: int) -> int:
@@ -69,8 +105,8 @@ class Vm:
         self.cmd = cmd
         self.out_path = Path(self.dir.name) / "stdout"
         self.err_path = Path(self.dir.name) / "stderr"
-        self.proc = subprocess.Popen(cmd, stdout=open(self.out_path, "w"), stderr=open(self.err_path, "w"),
-                                     start_new_session=True)
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True)
         self.rss = RssSampler(self.proc.pid, sample_period)
         self.rss.start()
         try:
@@ -90,17 +126,17 @@ class Vm:
         raise RuntimeError("hvmm did not open its API socket")
 
     def request(self, obj: dict, timeout: float = 600) -> dict:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(self.sock)
-            s.sendall((json.dumps(obj) + "\n").encode())
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        return json.loads(buf)
+        """{"cmd": "status" | "resize" | "continue" | "shutdown" | ..., other fields: the body}. Returns
+        the answer with "ok": true added, or {"ok": false, "error": message, "code": error code}."""
+        obj = dict(obj)
+        method, path = _ENDPOINTS[obj.pop("cmd")]
+        status, _, text = http_request(self.sock, method, path, obj if method == "PUT" and obj else None, timeout)
+        answer = json.loads(text) if text else {}
+        if status >= 300:
+            err = answer.get("error", {}) if isinstance(answer, dict) else {}
+            return {"ok": False, "error": err.get("message", text), "code": err.get("code"), "http_status": status}
+        answer["ok"] = True
+        return answer
 
     def status(self) -> dict:
         return self.request({"cmd": "status"})

@@ -111,3 +111,21 @@ TEST_CASE("format_size and parse_size round trip on whole units") {
     CHECK(ok(s) == v);
   }
 }
+
+TEST_CASE("parse_period: a number with ms, s, m or h, 10ms .. 1h; bare numbers refused") {
+  using std::chrono::milliseconds;
+  std::string why;
+  CHECK(hvmm::parse_period("500ms", &why) == milliseconds(500));
+  CHECK(hvmm::parse_period("2.5s", &why) == milliseconds(2500));
+  CHECK(hvmm::parse_period("1m", &why) == milliseconds(60'000));
+  CHECK(hvmm::parse_period("1h", &why) == milliseconds(3'600'000));  // the upper bound its message names
+  CHECK_FALSE(hvmm::parse_period("2h", &why));
+  CHECK_THAT(why, Catch::Contains("10ms .. 1h"));
+  CHECK_FALSE(hvmm::parse_period("5", &why));
+  CHECK_THAT(why, Catch::Contains("needs a unit"));
+  CHECK_FALSE(hvmm::parse_period("5ms", &why));
+  CHECK_FALSE(hvmm::parse_period("1d", &why));
+  CHECK_FALSE(hvmm::parse_period("ms", &why));
+  CHECK_FALSE(hvmm::parse_period("1.2.3s", &why));
+  CHECK_FALSE(hvmm::parse_period("", &why));
+}

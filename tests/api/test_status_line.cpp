@@ -72,7 +72,11 @@ TEST_CASE("status line: redraws one line in place and prints a summary at stop")
   const std::string last = out.substr(out.rfind('\r') + 1);
   CHECK(last.find("\x1b[Kran ") == 0);
   CHECK(last.find("peak RSS") != std::string::npos);
-  CHECK(last.find("GiB·min\n") != std::string::npos);
+  CHECK(last.find("GiB·min") != std::string::npos);
+  CHECK(last.back() == '\n');
+  // This process never gave memory back: the footprint without reclamation is at least the footprint.
+  CHECK(line.without_reclaim_gib_minutes() > 0);
+  CHECK(line.without_reclaim_gib_minutes() >= meter.gib_minutes() * 0.99);
   CHECK(meter.sample_count() >= 4);  // start, >= 3 ticks, stop
   CHECK(meter.peak_bytes() > 0);
   std::this_thread::sleep_for(20ms);
@@ -109,4 +113,17 @@ TEST_CASE("format_duration") {
   CHECK(hvmm::format_duration(1500ms) == "1.5s");
   CHECK(hvmm::format_duration(187s) == "3m 07.0s");
   CHECK(hvmm::format_duration(3723s) == "1h 02m 03s");
+}
+
+TEST_CASE("status line: fields that do not fit are left out whole, most important kept") {
+  const std::string fields = "host RSS 2.0 GiB | guest free 1.0 GiB | reclaimed 3.0 GiB | installs 512 | RAM 8.0 GiB";
+  const std::string wide = hvmm::compose_status_line("1.0s", fields, "footprint 0.10 GiB·min", 0);
+  CHECK(wide ==
+        "[1.0s] host RSS 2.0 GiB | guest free 1.0 GiB | reclaimed 3.0 GiB | footprint 0.10 GiB·min | installs 512 | RAM 8.0 GiB");
+  const std::string mid = hvmm::compose_status_line("1.0s", fields, "footprint 0.10 GiB·min", 80);
+  CHECK(mid == "[1.0s] host RSS 2.0 GiB | guest free 1.0 GiB | reclaimed 3.0 GiB");  // 89 columns wanted
+  const std::string narrow = hvmm::compose_status_line("1.0s", fields, "footprint 0.10 GiB·min", 40);
+  CHECK(narrow == "[1.0s] host RSS 2.0 GiB");
+  const std::string tiny = hvmm::compose_status_line("1.0s", fields, "footprint 0.10 GiB·min", 10);
+  CHECK(tiny == "[1.0s]");
 }

@@ -1,4 +1,5 @@
-// Talking to a running VM's control socket from a KVM test: `hvmm ctl` as a child process.
+// Talking to a running VM's control API (HTTP on its Unix socket) from a KVM test: `hvmm ctl` as a
+// child process. Its exit status: 0 done, 1 refused by the VM, 2 usage, 3 cannot connect.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -19,7 +20,7 @@ inline ProcessResult ctl(const std::string& sock, std::vector<std::string> args,
   return run_process(std::move(argv), ChildOptions{.timeout = limit});
 }
 
-// `hvmm ctl status` as JSON; nullopt when the VM did not answer.
+// `hvmm ctl status` (GET /api/v1/vm.counters) as JSON; nullopt when the VM did not answer.
 inline std::optional<nlohmann::json> ctl_status(const std::string& sock) {
   auto r = ctl(sock, {"status"}, std::chrono::milliseconds(10'000));
   if (!r.exited || r.status != 0) return std::nullopt;

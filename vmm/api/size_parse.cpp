@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <cctype>
+#include <exception>
+#include <string>
 
 namespace hvmm {
 namespace {
@@ -89,6 +91,42 @@ std::string format_size(uint64_t bytes) {
   const double v = static_cast<double>(bytes) / static_cast<double>(uint64_t{1} << (10 * u));
   if (v < 99.95) return fmt::format("{:.1f} {}", v, kUnits[u]);
   return fmt::format("{:.0f} {}", v, kUnits[u]);
+}
+
+}  // namespace hvmm
+
+namespace hvmm {
+
+std::optional<std::chrono::milliseconds> parse_period(std::string_view input, std::string* error) {
+  const std::string_view s = trim(input);
+  const std::string quoted = fmt::format("'{}'", input.substr(0, 64));
+  size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+  const std::string number(s.substr(0, i));
+  const std::string_view unit = s.substr(i);
+  double v = 0;
+  size_t used = 0;
+  try {
+    v = std::stod(number, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  auto refuse = [&](std::string why) -> std::optional<std::chrono::milliseconds> {
+    if (error) *error = std::move(why);
+    return std::nullopt;
+  };
+  if (used == 0 || used != number.size())
+    return refuse(fmt::format("period {} does not start with a number (e.g. 500ms, 2s, 1m, 1h)", quoted));
+  double ms = -1;
+  if (unit == "ms") ms = v;
+  else if (unit == "s") ms = v * 1e3;
+  else if (unit == "m") ms = v * 60e3;
+  else if (unit == "h") ms = v * 3600e3;
+  else if (unit.empty()) return refuse(fmt::format("period {} needs a unit: ms, s, m or h", quoted));
+  else return refuse(fmt::format("unknown unit in period {} (use ms, s, m or h)", quoted));
+  if (ms < kMinPeriod.count() || ms > kMaxPeriod.count())
+    return refuse(fmt::format("period {} is outside 10ms .. 1h", quoted));
+  return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 
 }  // namespace hvmm

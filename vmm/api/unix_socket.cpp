@@ -67,38 +67,4 @@ bool write_all(int fd, std::string_view data, int cancel_fd) {
   return true;
 }
 
-LineReader::Status LineReader::next(int fd, std::string& line, int cancel_fd) {
-  for (;;) {
-    const size_t nl = buf_.find('\n', scanned_);
-    if (nl != std::string::npos) {
-      if (nl > max_line_) return Status::kTooLong;
-      line.assign(buf_, 0, nl);
-      buf_.erase(0, nl + 1);
-      scanned_ = 0;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      return Status::kLine;
-    }
-    scanned_ = buf_.size();
-    if (buf_.size() > max_line_) return Status::kTooLong;
-    if (eof_) {
-      if (buf_.empty()) return Status::kEof;
-      line = std::move(buf_);
-      buf_.clear();
-      scanned_ = 0;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      return Status::kLine;
-    }
-    if (!wait_for(fd, POLLIN, cancel_fd)) return Status::kCancelled;
-    char chunk[4096];
-    const ssize_t n = ::recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
-    if (n > 0) {
-      buf_.append(chunk, static_cast<size_t>(n));
-    } else if (n == 0) {
-      eof_ = true;
-    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-      return Status::kError;
-    }
-  }
-}
-
 }  // namespace hvmm::api

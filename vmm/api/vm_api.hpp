@@ -2,6 +2,7 @@
 // mechanism fill these structs; vmm/api/vm_json.cpp is the one place that turns them into the
 // JSON the socket speaks (README, "The control API").
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 #include "devices/virtio/balloon.hpp"
 #include "devices/virtio/mem.hpp"
 #include "reclaim/hyperalloc_host.hpp"
+#include "vmm/api/api_error.hpp"
 
 namespace hvmm::api {
 
@@ -20,14 +22,16 @@ namespace hvmm::api {
 struct ResizeOutcome {
   bool ok = false;
   std::string error;                 // when !ok
+  ErrorCode code = ErrorCode::kResizeFailed;  // when !ok: the API's error code (api_error.hpp)
   std::optional<double> elapsed_ms;
   std::optional<uint64_t> target_bytes;  // what was asked for
   std::optional<uint64_t> usable_bytes;  // what the guest can use now
   std::optional<uint64_t> moved_bytes;   // taken from (shrink) or given back to (grow) the guest
 
-  static ResizeOutcome failure(std::string why) {
+  static ResizeOutcome failure(std::string why, ErrorCode code = ErrorCode::kResizeFailed) {
     ResizeOutcome r;
     r.error = std::move(why);
+    r.code = code;
     return r;
   }
 };
@@ -101,17 +105,47 @@ struct VmStatus {
   uint64_t barriers_passed = 0;
 };
 
+// Configuration and state (GET vm.info): what the VM was started with.
+struct VmInfo {
+  std::string mechanism;
+  uint64_t mem_bytes = 0;          // --mem: all the memory the guest can have
+  uint64_t boot_mem_bytes = 0;     // RAM at boot (virtio-mem: the rest is hot-pluggable)
+  uint64_t mem_min_bytes = 0;      // --mem-min: no resize and no auto mode goes below it
+  unsigned vcpus = 0;              // workload vCPUs
+  unsigned service_vcpus = 0;      // vCPUs that run the guest's drivers
+  std::string kernel;              // "built-in" or the ELF path
+  std::string cmdline, workload;
+  std::optional<uint64_t> auto_reclaim_period_ms;  // running automatic reclamation, if any
+  std::string state;               // "running" | "stopping"
+  double uptime_s = 0;
+};
+
+// PUT vm.auto-reclaim.
+struct AutoReclaimRequest {
+  bool enabled = false;
+  std::optional<std::chrono::milliseconds> period;  // unset: the mechanism's default
+};
+struct AutoReclaimOutcome {
+  bool ok = false;
+  std::string error;  // when !ok
+  ErrorCode code = ErrorCode::kUnsupported;
+  std::optional<uint64_t> period_ms;  // when ok: the running period (unset: off)
+};
+
 // Implemented by the VM. Called from API connection threads, several at once: thread-safe.
 class VmApi {
  public:
   virtual ~VmApi() = default;
   virtual VmStatus status() = 0;
+  virtual VmInfo info() = 0;
   // Blocks until the target is reached or failed.
   virtual ResizeOutcome resize(uint64_t target_bytes) = 0;
   // Asks the VM to stop cleanly and returns at once.
   virtual void shutdown() = 0;
   // Lets the guest past its next `barrier` workload step (or the one it is blocked in).
   virtual void continue_guest() = 0;
+  // Starts or stops automatic reclamation at run time.
+  virtual AutoReclaimOutcome set_auto_reclaim(const AutoReclaimRequest& req) = 0;
 };
 
 }  // namespace hvmm::api

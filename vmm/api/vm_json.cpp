@@ -155,14 +155,25 @@ json to_json(const ResizeOutcome& r) {
   return j;
 }
 
-json VmApiHandler::shutdown() {
-  vm_.shutdown();
-  return {{"ok", true}};
+json to_json(const VmInfo& i) {
+  json j{{"mechanism", i.mechanism},
+         {"mem_bytes", i.mem_bytes},
+         {"boot_mem_bytes", i.boot_mem_bytes},
+         {"mem_min_bytes", i.mem_min_bytes},
+         {"vcpus", i.vcpus},
+         {"service_vcpus", i.service_vcpus},
+         {"kernel", i.kernel},
+         {"cmdline", i.cmdline},
+         {"workload", i.workload},
+         {"state", i.state},
+         {"uptime_s", i.uptime_s}};
+  j["auto_reclaim"] = i.auto_reclaim_period_ms ? json{{"enabled", true}, {"period_ms", *i.auto_reclaim_period_ms}}
+                                               : json{{"enabled", false}};
+  return j;
 }
 
-json VmApiHandler::continue_guest() {
-  vm_.continue_guest();
-  return {{"ok", true}};
+json to_json(const AutoReclaimOutcome& r) {
+  return r.period_ms ? json{{"enabled", true}, {"period_ms", *r.period_ms}} : json{{"enabled", false}};
 }
 
 }  // namespace hvmm::api

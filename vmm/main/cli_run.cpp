@@ -18,20 +18,35 @@ extern "C" const uint8_t hvmm_embedded_kernel_end[];
 namespace hvmm::cli {
 
 namespace {
-// --auto-reclaim=PERIOD: "500ms", "1s", "2.5s" (plain numbers are seconds), 10 ms .. 1 h.
-std::chrono::milliseconds parse_period(const std::string& s) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
+// --auto-reclaim=PERIOD: 10 ms .. 1 h, with a unit (vmm/api/size_parse.hpp).
+std::chrono::milliseconds parse_auto_period(const std::string& s) {
+  std::string why;
+  const auto p = parse_period(s, &why);
+  if (!p) throw std::invalid_argument(fmt::format("--auto-reclaim={}: {}; e.g. 500ms, 2s or 1h", s, why));
+  return *p;
+}
+
+// Each `alloc SIZE` / `alloc-huge SIZE` step with an absolute size must fit in the VM: caught here,
+// before boot, rather than by the guest after the steps before it ran.
+void check_workload_sizes(const std::string& workload, uint64_t guest_bytes) {
+  size_t start = 0;
+  while (start <= workload.size()) {
+    size_t end = workload.find(';', start);
+    if (end == std::string::npos) end = workload.size();
+    std::string step = workload.substr(start, end - start);
+    start = end + 1;
+    const size_t a = step.find_first_not_of(" \t");
+    if (a == std::string::npos) continue;
+    step = step.substr(a, step.find_last_not_of(" \t") - a + 1);
+    const size_t sp = step.find(' ');
+    const std::string verb = step.substr(0, sp);
+    if ((verb != "alloc" && verb != "alloc-huge") || sp == std::string::npos) continue;
+    const std::string arg = step.substr(step.find_first_not_of(' ', sp));
+    const auto size = parse_size(arg, nullptr);  // N%, all and bad sizes are the guest's to check
+    if (size && *size > guest_bytes)
+      throw std::invalid_argument(fmt::format("--workload: step '{}' asks for {}, more than the VM's {}", step,
+                                              format_size(*size), format_size(guest_bytes)));
   }
-  std::string unit = s.substr(used);
-  double ms = unit == "ms" ? v : (unit == "s" || unit.empty()) ? v * 1000 : unit == "m" ? v * 60000 : -1;
-  if (used == 0 || ms < 10 || ms > 3600 * 1000)
-    throw std::invalid_argument(fmt::format("--auto-reclaim={}: expected a period from 10ms to 1h, e.g. 500ms or 2s", s));
-  return std::chrono::milliseconds(static_cast<int64_t>(ms));
 }
 // --reclaim virtio-mem: --mem is the maximum, split into boot RAM and the hot-plug region.
 void configure_virtio_mem(const RunOptions& o, VmConfig& c) {
@@ -51,6 +66,7 @@ void configure_virtio_mem(const RunOptions& o, VmConfig& c) {
     throw std::invalid_argument(fmt::format("--reclaim virtio-mem: boot memory {} leaves nothing to hot-plug in --mem {}",
                                             format_size(boot), format_size(total)));
   VirtioMemMechanism::Options vo;
+  vo.floor = c.mem_min_bytes;
   if (!o.virtio_mem_step.empty()) {
     auto s = parse_size(o.virtio_mem_step, &err);
     if (!s) throw std::invalid_argument(fmt::format("--virtio-mem-step {}: {}", o.virtio_mem_step, err));
@@ -62,7 +78,7 @@ void configure_virtio_mem(const RunOptions& o, VmConfig& c) {
   c.mem_bytes = boot;
   c.hotplug_bytes = total - boot;
   c.reclaim = std::make_shared<VirtioMemMechanism>(vo);
-  if (o.auto_reclaim_set) c.auto_reclaim = o.auto_reclaim.empty() ? kDefaultVirtioMemAutoPeriod : parse_period(o.auto_reclaim);
+  if (o.auto_reclaim_set) c.auto_reclaim = o.auto_reclaim.empty() ? kDefaultVirtioMemAutoPeriod : parse_auto_period(o.auto_reclaim);
 }
 }  // namespace
 
@@ -82,6 +98,17 @@ VmConfig make_vm_config(const RunOptions& o) {
   }
   if (o.cpus < 1 || o.cpus > abi::kMaxWorkloadCpus)
     throw std::invalid_argument(fmt::format("--cpus {}: must be between 1 and {}", o.cpus, abi::kMaxWorkloadCpus));
+  if (o.workload_set && o.workload.find_first_not_of(" \t;") == std::string::npos)
+    throw std::invalid_argument("--workload: no steps given; leave --workload out for the demo");
+  check_workload_sizes(o.workload, *mem);
+  uint64_t mem_min = std::min(kDefaultMemMin, *mem);
+  if (!o.mem_min.empty()) {
+    auto m = parse_size(o.mem_min, &err);
+    if (!m) throw std::invalid_argument(fmt::format("--mem-min {}: {}", o.mem_min, err));
+    if (*m > *mem)
+      throw std::invalid_argument(fmt::format("--mem-min {}: more than --mem {}", o.mem_min, o.mem));
+    mem_min = *m;
+  }
   if (o.workload.find('\0') != std::string::npos || o.cmdline.find('\0') != std::string::npos)
     throw std::invalid_argument("--cmdline/--workload: NUL bytes are not allowed");
   // The zero page's command line slot (abi/layout.hpp) holds it with its NUL: a bad command line,
@@ -124,11 +151,13 @@ VmConfig make_vm_config(const RunOptions& o) {
   c.workload = o.workload;
   c.api_sock = o.api_sock;
   c.quiet = o.quiet;
+  c.mem_min_bytes = mem_min;
+  c.auto_reclaim_default = o.reclaim == "virtio-mem" ? kDefaultVirtioMemAutoPeriod : kDefaultAutoPeriod;
   if (o.reclaim == "hyperalloc") {
     reclaim::AutoReclaimConfig auto_cfg;
     if (o.auto_reclaim_age_set) auto_cfg.age_scans = static_cast<unsigned>(o.auto_reclaim_age);
     c.reclaim = std::make_shared<HyperallocMechanism>(auto_cfg);
-    if (o.auto_reclaim_set) c.auto_reclaim = o.auto_reclaim.empty() ? kDefaultAutoPeriod : parse_period(o.auto_reclaim);
+    if (o.auto_reclaim_set) c.auto_reclaim = o.auto_reclaim.empty() ? kDefaultAutoPeriod : parse_auto_period(o.auto_reclaim);
   } else if (o.reclaim == "virtio-mem") {
     configure_virtio_mem(o, c);
   } else if (balloon) {  // the guest's reporting sets the pace: the period is not used

@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 
 #include <csignal>
+#include <iostream>
 #include <exception>
+#include <string_view>
 
 #include "abi/exit_status.hpp"
 #include "abi/limits.hpp"
-#include "vmm/api/client.hpp"
+#include "vmm/api/ctl.hpp"
+#include "vmm/api/version.hpp"
 #include "vmm/main/cli.hpp"
 
 int main(int argc, char** argv) {
@@ -15,13 +18,32 @@ int main(int argc, char** argv) {
   // A reader that goes away (`hvmm run … | head`) must not kill the VM: writes to the closed pipe
   // then fail with EPIPE, the guest's console output is dropped and the VM runs on.
   signal(SIGPIPE, SIG_IGN);
-  CLI::App app{"hvmm: a KVM micro-VMM that takes free memory back from running VMs (HyperAlloc)"};
+  CLI::App app{"hvmm: a KVM micro-VMM that takes free memory back from running VMs (HyperAlloc)", "hvmm"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  app.set_version_flag("--version", fmt::format("hvmm {} ({})", version(), build()));
+  // `hvmm help` and a mistyped subcommand: CLI11 would only say "A subcommand is required".
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string_view sub = argv[1];
+    if (sub == "help") {
+      fmt::print("{}", app.help());
+      return 0;
+    }
+    if (sub != "run" && sub != "ctl") {
+      fmt::print(stderr, "hvmm: unknown subcommand '{}' (subcommands: run, ctl; see hvmm --help)\n", sub.substr(0, 64));
+      return exit_status::kUsage;
+    }
+  }
 
   cli::RunOptions ro;
   auto* run = app.add_subcommand("run", "Boot a VM (the built-in guest kernel unless --kernel is given)");
-  run->add_option("--mem", ro.mem, "Guest RAM: a multiple of 2 MiB, with suffix K/M/G/T (16M .. 1T)")->capture_default_str();
+  std::string config_path;
+  run->add_option("--config", config_path,
+                  "Read options from a JSON file: {\"mem\":\"8G\",\"cpus\":2,\"auto-reclaim\":true,...} (keys: the long "
+                  "options without dashes); options on the command line win");
+  run->add_option("--mem", ro.mem, "Guest RAM: a multiple of 2 MiB, with suffix K/M/G/T (16M .. 1T; a bare number is bytes)")->capture_default_str();
+  run->add_option("--mem-min", ro.mem_min,
+                  "Floor: no resize and no automatic mode takes the guest below this (default 256M, or --mem if smaller)");
   run->add_option("--cpus", ro.cpus, fmt::format("Number of vCPUs (1 .. {})", abi::kMaxWorkloadCpus))->capture_default_str();
   run->add_option("--kernel", ro.kernel, "ELF64 kernel to boot instead of the built-in one");
   run->add_option("--cmdline", ro.cmdline, "Kernel command line");
@@ -30,8 +52,9 @@ int main(int argc, char** argv) {
                   "Steps: info | echo TEXT | sleep DURATION | exit [CODE] | fault | "
                   "alloc SIZE|N%|all (4 KiB frames, patterned) | alloc-huge SIZE|N%|all (2 MiB) | "
                   "free [all] (newest region / all) | verify | stats | barrier (wait for `hvmm ctl continue`) | "
-                  "bench-alloc | replay TIME-SCALE MEM-SCALE [SAMPLE] (the --trace). Default: a 40 s demo whose memory demand rises and falls");
-  run->add_option("--auto-reclaim", ro.auto_reclaim, "Give free guest memory back to the host continuously; optional PERIOD (default 500ms; a free huge frame is taken after 2-3 x PERIOD idle): "
+                  "bench-alloc | replay TIME-SCALE MEM-SCALE [SAMPLE] (the --trace). Sizes: K/M/G/T or N% of RAM; durations: ms/s/m (a bare number is seconds). "
+                  "Default: a demo whose memory demand rises and falls (about 33 s at 2G, 45 s at 16G here)");
+  run->add_option("--auto-reclaim", ro.auto_reclaim, "Give free guest memory back to the host continuously; optional PERIOD, 10ms .. 1h (default 500ms; a free huge frame is taken after 2-3 x PERIOD idle): "
                   "hyperalloc soft-reclaims idle huge frames, balloon(-huge) enables free page reporting, virtio-mem follows the "
                   "guest's free memory (see --virtio-mem-step)")
       ->expected(0, 1);
@@ -59,11 +82,17 @@ int main(int argc, char** argv) {
 
   std::string sock;
   std::vector<std::string> ctl_args;
-  auto* ctl = app.add_subcommand("ctl", "Control a running VM: status | resize SIZE | continue | shutdown");
+  bool pretty = false;
+  auto* ctl = app.add_subcommand("ctl",
+                                 "Control a running VM over its HTTP API: status | info | ping | resize SIZE | "
+                                 "auto-reclaim on [PERIOD] | off | continue | shutdown | metrics");
   ctl->add_option("--api-sock", sock, "The VM's control socket (hvmm run --api-sock)")->required();
+  ctl->add_flag("--pretty", pretty, "Indent JSON answers (default: one line)");
   ctl->add_option("command", ctl_args,
-                  "status: one JSON object | resize SIZE: set the guest's usable memory and wait | "
-                  "continue: release the guest's `barrier` step | shutdown: stop the VM")
+                  "status: the counters, one JSON line | info: configuration and state | ping: version | "
+                  "resize SIZE: set the guest's usable memory and wait | auto-reclaim on [PERIOD] | off | "
+                  "continue: release the guest's `barrier` step | shutdown: stop the VM | metrics: Prometheus text. "
+                  "Exit status: 0 ok, 1 refused by the VM, 2 usage, 3 cannot connect")
       ->required();
 
   try {
@@ -72,15 +101,26 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "hvmm: {}\nRun 'hvmm --help' (or 'hvmm run --help') for usage.\n", e.what());
+    // One line: the error, and where help is.
+    const char* help = *ctl ? "hvmm ctl --help" : *run ? "hvmm run --help" : "hvmm --help";
+    fmt::print(stderr, "hvmm: {} (see '{}')\n", e.what(), help);
     return exit_status::kUsage;
   }
 
   try {
-    if (*ctl) return api::run_ctl(sock, ctl_args);
+    if (*ctl) return api::run_ctl(sock, ctl_args, pretty, std::cout, std::cerr);
     ro.auto_reclaim_set = run->count("--auto-reclaim") > 0;
     ro.auto_reclaim_age_set = run->count("--auto-reclaim-age") > 0;
+    ro.workload_set = run->count("--workload") > 0;
+    if (!config_path.empty()) {
+      std::vector<std::string> given;
+      for (const CLI::Option* opt : run->get_options())
+        if (opt->count() > 0 && !opt->get_lnames().empty()) given.push_back(opt->get_lnames()[0]);
+      cli::apply_config_file(config_path, ro, given);
+    }
     return cli::run_vm(ro);
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "hvmm: {}\n", e.what());

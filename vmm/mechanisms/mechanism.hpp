@@ -44,8 +44,9 @@ class ReclaimMechanism {
   virtual api::MechanismStatus status() = 0;
   // Sets the guest's usable memory; blocks until reached or failed.
   virtual api::ResizeOutcome resize(uint64_t target_bytes) = 0;
-  // Starts automatic reclamation (period: how often it looks). Called at most once, from the VMM's
-  // main thread before the vCPUs start.
+  // Starts automatic reclamation (period: how often it looks). Called at most once (the VM
+  // serialises it): from the VMM's main thread before the vCPUs start (--auto-reclaim), or later from
+  // an API thread (PUT vm.auto-reclaim).
   virtual void start_auto(std::chrono::milliseconds period) = 0;
   // A few words for the live status line, e.g. "reclaimed 1.2 GiB, 14 installs".
   virtual std::string status_line() = 0;

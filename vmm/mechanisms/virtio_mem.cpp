@@ -239,7 +239,8 @@ void VirtioMemMechanism::start_auto(std::chrono::milliseconds period) {
 void VirtioMemMechanism::auto_loop(std::chrono::milliseconds period) {
   // The reference's bounds: [VM/8, VM], never below boot memory.
   const uint64_t block = dev_->status().block_size;
-  const uint64_t lo = std::max(boot_, (total_ / 8 + block - 1) / block * block);
+  // --mem-min raises the lower bound (README, "The floor").
+  const uint64_t lo = std::max({boot_, (total_ / 8 + block - 1) / block * block, (opt_.floor + block - 1) / block * block});
   std::unique_lock lock(auto_mu_);
   for (;;) {
     auto_cv_.wait_for(lock, period, [this] { return stopping_ || auto_kick_; });

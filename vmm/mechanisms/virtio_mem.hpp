@@ -33,6 +33,7 @@ class VirtioMemMechanism final : public ReclaimMechanism {
   struct Options {
     std::chrono::milliseconds stall_timeout{10000};  // resize fails when plugged_size stops moving this long
     uint64_t auto_step = 0;                          // --virtio-mem-step; 0: the VM's size / 16
+    uint64_t floor = 0;                              // --mem-min: the auto policy never goes below it
   };
   VirtioMemMechanism() : VirtioMemMechanism(Options{}) {}
   explicit VirtioMemMechanism(Options opt);
