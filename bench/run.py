@@ -24,12 +24,8 @@ NOT_IMPLEMENTED = {
                  "processes and page cache over time), then a driver running it under hyperalloc --auto-reclaim, "
                  "balloon --auto-reclaim (free page reporting) and none, integrating RSS (lib/vm.py RssSampler.gib_minutes)",
     "multivm": "the compiling benchmark first (trace replay step), then 3 staggered VMs per candidate with summed RSS",
-    "stream": "a STREAM copy workload step in the built-in guest that reports bandwidth samples over time while the host "
-              "shrinks and grows the VM",
-    "ftq": "an FTQ (fixed time quantum) workload step in the built-in guest that reports work per quantum over time "
-           "while the host shrinks and grows the VM",
 }
-IMPLEMENTED = ("inflate",)
+IMPLEMENTED = ("inflate", "stream", "ftq")
 ALL = ("inflate", "compiling", "multivm", "stream", "ftq")
 
 
@@ -65,6 +61,23 @@ def run_inflate(args) -> int:
     return 1 if any(r.get("error") for r in rows) else 0
 
 
+def run_interference(args, kind: str) -> int:
+    from interference import bench, plots
+    if args.action in ("bench", "bench-plot"):
+        d = bench.run(find_hvmm(args.hvmm), kind, str(args.out), args.short)
+    else:
+        d = Path(args.dir) if args.dir else newest(Path(args.out), kind)
+    summary = bench.load(d)
+    if args.action in ("plot", "bench-plot"):
+        for p in plots.draw(d, summary):
+            print(f"{kind}: plot {p}")
+    return 1 if any(r.get("error") for r in summary["rows"]) else 0
+
+
+RUNNERS = {"inflate": run_inflate, "stream": lambda a: run_interference(a, "stream"),
+           "ftq": lambda a: run_interference(a, "ftq")}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="hvmm benchmarks (the HyperAlloc artifact's run.py)")
     ap.add_argument("action", choices=("bench-plot", "bench", "plot"))
@@ -83,7 +96,7 @@ def main() -> int:
             print(f"run.py: {b}: not implemented yet: needs {NOT_IMPLEMENTED[b]}", file=sys.stderr)
             status = status or 2
             continue
-        status = run_inflate(args) or status
+        status = RUNNERS[b](args) or status
     if args.benchmark == "all":
         print(f"run.py all: ran {', '.join(IMPLEMENTED)}; not implemented: {', '.join(NOT_IMPLEMENTED)}", file=sys.stderr)
     return status
