@@ -25,14 +25,16 @@ CANDIDATES = [("baseline", "none", False), ("hyperalloc", "hyperalloc", True), (
 
 def params(kind: str, short: bool) -> dict:
     p = {"kind": kind, "cpus": CPUS, "shrink_to": SHRUNK, "short": short, "bin_s": 0.5,
-         "prefill": "alloc 90%; free (touch most of RAM, then free it, as the reference does)"}
+         "prefill": "alloc 7/8 of RAM; free (touch most of RAM, then free it, as the reference does)"}
     if short:
         p.update(mem_gib=8, duration_s=40, shrink_at_s=8, grow_at_s=28)
     else:
         p.update(mem_gib=16, duration_s=120, shrink_at_s=20, grow_at_s=90)
     p["step"] = f"stream {p['duration_s']}s 1G" if kind == "stream" else f"ftq {p['duration_s']}s 1ms"
     # The barrier after the step lets the host read the vCPUs' CPU time before the VM exits.
-    p["workload"] = f"alloc 90%; free; {p['step']}; barrier"
+    # The prefill in absolute size: with virtio-mem "90%" would mean 90 % of the boot memory only.
+    p["prefill_gib"] = p["mem_gib"] - p["mem_gib"] // 8
+    p["workload"] = f"alloc {p['prefill_gib']}G; free; {p['step']}; barrier"
     p["candidates"] = [c for c, _, _ in CANDIDATES]
     return p
 

@@ -69,7 +69,7 @@ TEST_CASE("ftq: every vCPU reports work for every quantum", "[kvm]") {
 
 TEST_CASE("stream, ftq: arguments are checked before the first step runs", "[kvm]") {
   HVMM_REQUIRE_KVM();
-  for (const char* w : {"echo x; stream", "echo x; stream 0s", "echo x; stream 1s 2M", "echo x; stream 1s 1G",
+  for (const char* w : {"echo x; stream", "echo x; stream 0s", "echo x; stream 1s 2M", "echo x; stream 1s 65G",
                         "echo x; ftq 1s 1us", "echo x; ftq 2h"}) {
     auto r = run_hvmm({"run", "--mem", "256M", "--quiet", "--workload", w});
     INFO(w << "\n" << r.describe());
@@ -77,4 +77,15 @@ TEST_CASE("stream, ftq: arguments are checked before the first step runs", "[kvm
     CHECK(r.status == 2);  // the built-in kernel's "bad workload" exit code (abi/exit_status.hpp)
     CHECK(r.out.find("x\n") == std::string::npos);
   }
+}
+
+TEST_CASE("stream: arrays larger than free memory fail the step, after the others ran", "[kvm]") {
+  HVMM_REQUIRE_KVM();
+  auto r = run_hvmm({"run", "--mem", "256M", "--quiet", "--workload", "echo x; stream 1s 1G"});
+  INFO(r.describe());
+  REQUIRE(r.exited);
+  CHECK(r.status == 3);  // kStepFailed (abi/exit_status.hpp)
+  CHECK(r.out.find("x\n") != std::string::npos);
+  CHECK(r.out.find("out of memory for its 512 MiB of arrays") != std::string::npos);
+  CHECK(r.out.find("stream: done passes=0 failed_cpus=2") != std::string::npos);
 }
