@@ -35,6 +35,7 @@ extern const StepTable kMemSteps;    // mem_steps.cpp: alloc, alloc-huge, free, 
 extern const StepTable kBenchSteps;  // bench_steps.cpp: bench-alloc
 extern const StepTable kTestSteps;   // test_steps.cpp: churn, hostile-hyperalloc
 extern const StepTable kReplaySteps; // replay.cpp: replay (the --trace)
+extern const StepTable kInterferenceSteps;  // interference_steps.cpp: stream, ftq
 
 // Reports a bad argument for a step during the dry run.
 uint32_t step_usage(const StepArgs& a, const char* usage);

@@ -94,7 +94,7 @@ uint32_t step_usage(const StepArgs& a, const char* usage) {
 }
 
 namespace {
-const StepTable* const kTables[] = {&kBasicSteps, &kMemSteps, &kBenchSteps, &kTestSteps, &kReplaySteps};
+const StepTable* const kTables[] = {&kBasicSteps, &kMemSteps, &kBenchSteps, &kTestSteps, &kReplaySteps, &kInterferenceSteps};
 
 const StepDef* find_step(const char* name) {
   for (const StepTable* t : kTables)
