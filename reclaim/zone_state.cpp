@@ -198,6 +198,13 @@ uint64_t ZoneState::soft_reclaim(std::span<const uint64_t> huge_idx) {
 }
 
 InstallResult ZoneState::install(uint64_t idx) {
+  const auto t0 = Clock::now();
+  const InstallResult r = install_timed(idx);
+  install_ns_.record(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
+  return r;
+}
+
+InstallResult ZoneState::install_timed(uint64_t idx) {
   if (idx >= zone_.huge_frames) {
     anomaly("install of a frame outside the zone", idx);
     return InstallResult::kRefused;
@@ -286,6 +293,7 @@ ZoneStats ZoneState::stats() const {
   s.anomalies = anomalies_.load(std::memory_order_relaxed);
   s.discard_failures = discard_failures_.load(std::memory_order_relaxed);
   s.populate_failures = populate_failures_.load(std::memory_order_relaxed);
+  s.install_latency_ns = install_ns_.summary();
   return s;
 }
 

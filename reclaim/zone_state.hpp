@@ -39,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "abi/latency_histogram.hpp"
 #include "reclaim/huge_state_table.hpp"
 #include "reclaim/registration.hpp"
 #include "memory/guest_memory.hpp"
@@ -67,6 +68,8 @@ struct ZoneStats {
   uint64_t hard_reclaims = 0, soft_reclaims = 0, returns = 0;
   uint64_t anomalies = 0;
   uint64_t discard_failures = 0, populate_failures = 0;
+  // Every install request's host handling time (port write to return, mutex waits included), ns.
+  abi::LatencyHistogram::Summary install_latency_ns;
 };
 
 class ZoneState {
@@ -113,6 +116,7 @@ class ZoneState {
   // Under mu_: may `idx` be installed? If not, `refused` says how the call ends (counted/logged).
   bool install_allowed(uint64_t idx, InstallResult& refused) const;
   void anomaly(const char* what, uint64_t idx) const;
+  InstallResult install_timed(uint64_t idx);  // install() without the latency record
 
   const GuestMemory& mem_;
   const HostZone zone_;
@@ -121,6 +125,7 @@ class ZoneState {
   uint64_t shrink_hint_ = 0;  // guarded by mu_
   mutable std::atomic<uint64_t> installs_{0}, redundant_{0}, hard_reclaims_{0}, soft_reclaims_{0}, returns_{0},
       anomalies_{0}, discard_failures_{0}, populate_failures_{0};
+  abi::LatencyHistogram install_ns_;
 };
 
 }  // namespace hvmm::reclaim

@@ -7,6 +7,11 @@ namespace {
 
 using nlohmann::json;
 
+// A latency summary recorded in nanoseconds, as microseconds.
+json latency_us_json(const abi::LatencyHistogram::Summary& s) {
+  return {{"count", s.count}, {"p50", double(s.p50) / 1e3}, {"p99", double(s.p99) / 1e3}, {"max", double(s.max) / 1e3}};
+}
+
 json hyperalloc_json(const HyperallocMechanismStatus& m) {
   const reclaim::HyperallocStatus& h = m.host;
   if (!h.registered) return {{"registered", false}};
@@ -22,7 +27,8 @@ json hyperalloc_json(const HyperallocMechanismStatus& m) {
          {"anomalies", s.anomalies},
          {"discard_failures", s.discard_failures},
          {"populate_failures", s.populate_failures},
-         {"invalid_accesses", m.invalid_accesses}};
+         {"invalid_accesses", m.invalid_accesses},
+         {"install_latency_us", latency_us_json(s.install_latency_ns)}};
   if (h.auto_reclaim) {
     const auto& a = *h.auto_reclaim;
     j["auto_reclaim"] = {{"period_ms", a.config.period.count()},
