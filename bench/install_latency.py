@@ -44,7 +44,7 @@ def run_alone(hvmm: str, cpus: int) -> dict:
         code = vm.wait(timeout=120)
         out = vm.stdout()
     d = st["detail"]
-    return {"mode": "alone", "exit": code, "host": d["install_latency_us"], "guest": guest_latency(out),
+    return {"mode": "alone", "exit": code, "host": d["install_latency_us"], "host_parts": d.get("install_parts_us"), "guest": guest_latency(out),
             "installs": d["installs"], "shrink_ms": shrink.get("elapsed_ms"), "grow_ms": grow.get("elapsed_ms"),
             "status": st, "guest_output": out}
 
@@ -75,7 +75,7 @@ def run_storm(hvmm: str, cpus: int, seconds: int) -> dict:
         code = vm.wait(timeout=60)
         out = vm.stdout()
     d = st["detail"]
-    return {"mode": "storm", "exit": code, "host": d["install_latency_us"], "guest": guest_latency(out),
+    return {"mode": "storm", "exit": code, "host": d["install_latency_us"], "host_parts": d.get("install_parts_us"), "guest": guest_latency(out),
             "installs": d["installs"], "resizes": len(resizes), "resize_log": resizes, "status": st,
             "guest_output": out, "corrupted": ", 0 corrupted" not in out}
 
@@ -103,6 +103,10 @@ def main() -> int:
             print(f"{mode} rep {rep}: host p50/p99/max {h['p50']:.0f}/{h['p99']:.0f}/{h['max']:.0f} us, guest "
                   f"{g.get('p50', 0):.0f}/{g.get('p99', 0):.0f}/{g.get('max', 0):.0f} us, {rec['installs']} installs"
                   f"{extra}, exit {rec['exit']}", flush=True)
+            if rec.get("host_parts"):
+                print("   host parts p50/p99/max: " + ", ".join(
+                    f"{k} {v['p50']:.0f}/{v['p99']:.0f}/{v['max']:.0f} us" for k, v in rec["host_parts"].items()),
+                    flush=True)
     for mode in a.modes.split(","):
         rs = [r for r in runs if r["mode"] == mode]
         med = {side: {k: statistics.median((r[side] or {}).get(k, 0) for r in rs) for k in ("p50", "p99", "max")}

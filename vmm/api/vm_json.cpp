@@ -28,7 +28,10 @@ json hyperalloc_json(const HyperallocMechanismStatus& m) {
          {"discard_failures", s.discard_failures},
          {"populate_failures", s.populate_failures},
          {"invalid_accesses", m.invalid_accesses},
-         {"install_latency_us", latency_us_json(s.install_latency_ns)}};
+         {"install_latency_us", latency_us_json(s.install_latency_ns)},
+         {"install_parts_us",
+          {{"mutex_wait", latency_us_json(s.install_wait_ns)}, {"populate", latency_us_json(s.install_populate_ns)},
+           {"populate_cpu", latency_us_json(s.install_populate_cpu_ns)}}}};
   if (h.auto_reclaim) {
     const auto& a = *h.auto_reclaim;
     j["auto_reclaim"] = {{"period_ms", a.config.period.count()},
@@ -158,6 +161,8 @@ json to_json(const ResizeOutcome& r) {
   if (r.target_bytes) j["target_bytes"] = *r.target_bytes;
   if (r.usable_bytes) j["usable_bytes"] = *r.usable_bytes;
   if (r.moved_bytes) j["moved_bytes"] = *r.moved_bytes;
+  if (const auto& p = r.shrink_parts_ms)
+    j["shrink_parts_ms"] = {{"residency", p->residency}, {"cas_walk", p->cas_walk}, {"discard", p->discard}, {"other", p->other}};
   return j;
 }
 

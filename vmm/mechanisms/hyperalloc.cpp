@@ -40,6 +40,11 @@ api::ResizeOutcome HyperallocMechanism::resize(uint64_t target_bytes) {
   out.target_bytes = r->target_bytes;
   out.usable_bytes = r->usable_bytes;
   out.moved_bytes = r->moved_bytes;
+  if (r->parts) {
+    auto ms = [](std::chrono::nanoseconds d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    out.shrink_parts_ms = api::ResizeOutcome::ShrinkPartsMs{ms(r->parts->residency), ms(r->parts->cas_walk),
+                                                            ms(r->parts->discard), ms(r->parts->other)};
+  }
   if (!r->reached)
     out.error = fmt::format("reached {} of the {} target: {}", format_size(r->usable_bytes), format_size(target_bytes),
                             r->note.empty() ? "the guest uses the rest" : r->note);
