@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -79,7 +80,7 @@ bool is_excluded(const GuestMemory& mem, const HostZone& z, uint64_t idx) {
 }  // namespace
 
 ZoneState::ZoneState(const GuestMemory& mem, const HostZone& zone)
-    : mem_(mem), zone_(zone), table_(zone.huge_frames) {
+    : mem_(mem), zone_(zone), table_(zone.huge_frames), untouched_(zone.huge_frames, false) {
   for (uint64_t i = 0; i < zone_.huge_frames; ++i)
     if (is_excluded(mem_, zone_, i)) table_.set(i, HugeState::kExcluded);
 }
@@ -87,6 +88,31 @@ ZoneState::ZoneState(const GuestMemory& mem, const HostZone& zone)
 void ZoneState::anomaly(const char* what, uint64_t idx) const {
   log_rate_limited(anomalies_.fetch_add(1, std::memory_order_relaxed) + 1, "hyperalloc: anomaly: {} (huge frame {})",
                    what, idx);
+}
+
+void ZoneState::mark_untouched(uint64_t i, HugeState now) {
+  untouched_[i] = true;
+  (now == HugeState::kSoft ? untouched_soft_ : untouched_hard_).fetch_add(1, std::memory_order_relaxed);
+}
+
+void ZoneState::move_untouched(uint64_t i, HugeState from, HugeState to) {
+  if (!untouched_[i]) return;
+  (from == HugeState::kSoft ? untouched_soft_ : untouched_hard_).fetch_sub(1, std::memory_order_relaxed);
+  if (to == HugeState::kInstalled) {
+    untouched_[i] = false;
+    first_touch_installs_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    (to == HugeState::kSoft ? untouched_soft_ : untouched_hard_).fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+bool ZoneState::frame_resident(uint64_t idx) const {
+  uint8_t* base = mem_.hva(zone_.huge_gpa(idx), kHugeBytes);
+  unsigned char vec[kHugeBytes / 4096];
+  if (!base || mincore(base, kHugeBytes, vec) != 0) return true;
+  for (unsigned char v : vec)
+    if (v & 1) return true;
+  return false;
 }
 
 uint64_t ZoneState::usable_locked() const {
@@ -198,7 +224,13 @@ ResizeResult ZoneState::shrink(uint64_t target) {
         if (!host::hard_reclaim(zone_.view, i)) continue;
         table_.set(i, HugeState::kHard);
         usable -= kHugeBytes;
-        if (from == HugeState::kInstalled) runs.add(zone_.huge_gpa(i));
+        if (from == HugeState::kSoft) {
+          move_untouched(i, HugeState::kSoft, HugeState::kHard);
+        } else {
+          // Discarded even when the residency hint said untouched: the hint may be stale.
+          runs.add(zone_.huge_gpa(i));
+          if (!resident[i]) mark_untouched(i, HugeState::kHard);
+        }
       }
     }
     parts.cas_walk += Clock::now() - walk_start;
@@ -242,6 +274,7 @@ ResizeResult ZoneState::grow(uint64_t target) {
       anomaly("guest freed a hard-reclaimed frame", i);
     }
     table_.set(i, HugeState::kSoft);
+    move_untouched(i, HugeState::kHard, HugeState::kSoft);
     usable += kHugeBytes;
   }
   lk.unlock();
@@ -259,7 +292,11 @@ uint64_t ZoneState::soft_reclaim(std::span<const uint64_t> huge_idx) {
     if (i >= zone_.huge_frames || table_.get(i) != HugeState::kInstalled || !host::soft_reclaim(zone_.view, i))
       continue;
     table_.set(i, HugeState::kSoft);
-    runs.add(zone_.huge_gpa(i));
+    // The flag is set and the frame wholly free: the guest must install it before touching it, and
+    // its install waits for this mutex. Memory the host never had needs no discard, and is not
+    // memory taken back.
+    if (frame_resident(i)) runs.add(zone_.huge_gpa(i));
+    else mark_untouched(i, HugeState::kSoft);
     ++done;
   }
   runs.flush();
@@ -308,6 +345,7 @@ InstallResult ZoneState::install_timed(uint64_t idx) {
   auto lk = lock_for_install();
   if (InstallResult r; !install_allowed(idx, r)) return r;  // another vCPU finished it first
   host::clear_reclaimed(zone_.view, idx);
+  if (table_.get(idx) == HugeState::kSoft) move_untouched(idx, HugeState::kSoft, HugeState::kInstalled);
   table_.set(idx, HugeState::kInstalled);
   installs_.fetch_add(1, std::memory_order_relaxed);
   return InstallResult::kInstalled;
@@ -365,7 +403,14 @@ ZoneStats ZoneState::stats() const {
   s.hard_bytes = s.hard * kHugeBytes;
   s.usable_bytes = s.ram_bytes - s.hard_bytes;
   s.guest_free_bytes = guest_free_bytes();
+  s.soft_untouched_bytes = untouched_soft_.load(std::memory_order_relaxed) * kHugeBytes;
+  s.hard_untouched_bytes = untouched_hard_.load(std::memory_order_relaxed) * kHugeBytes;
+  s.untouched_bytes = s.soft_untouched_bytes + s.hard_untouched_bytes;
+  // The counters are read one by one while others change them: clamp instead of wrapping.
+  s.reclaimed_bytes = s.soft_bytes + s.hard_bytes > s.untouched_bytes ? s.soft_bytes + s.hard_bytes - s.untouched_bytes : 0;
   s.installs = installs_.load(std::memory_order_relaxed);
+  s.first_touch_installs = std::min(first_touch_installs_.load(std::memory_order_relaxed), s.installs);
+  s.reinstalls = s.installs - s.first_touch_installs;
   s.redundant_installs = redundant_.load(std::memory_order_relaxed);
   s.hard_reclaims = hard_reclaims_.load(std::memory_order_relaxed);
   s.soft_reclaims = soft_reclaims_.load(std::memory_order_relaxed);

@@ -80,7 +80,14 @@ struct ZoneStats {
   uint64_t usable_bytes = 0;       // ram_bytes - hard bytes
   uint64_t guest_free_bytes = 0;   // shared tree counters, clamped (guest CPU reservations not visible)
   uint64_t soft_bytes = 0, hard_bytes = 0;
+  // Honest counts: SOFT and HARD frames whose memory the host never had (not resident when taken:
+  // never touched by the guest) are counted apart from memory really taken back.
+  uint64_t soft_untouched_bytes = 0, hard_untouched_bytes = 0;
+  uint64_t reclaimed_bytes = 0;  // soft + hard - untouched: memory the host took back from the guest
+  uint64_t untouched_bytes = 0;  // soft_untouched + hard_untouched
   uint64_t installs = 0, redundant_installs = 0;
+  uint64_t first_touch_installs = 0;  // installs of frames the guest never touched (part of installs)
+  uint64_t reinstalls = 0;            // installs of memory taken back (installs - first_touch_installs)
   uint64_t hard_reclaims = 0, soft_reclaims = 0, returns = 0;
   uint64_t anomalies = 0;
   uint64_t discard_failures = 0, populate_failures = 0;
@@ -130,6 +137,8 @@ class ZoneState {
                              std::string_view why_not);
   // Per huge frame: does the host back it (mincore, batched)?
   std::vector<bool> resident_frames() const;
+  // Does the host back any 4 KiB page of frame `idx` (mincore; true when it cannot tell)?
+  bool frame_resident(uint64_t idx) const;
   // Whether the shared word says free=512 and !huge right now (a hint, not a decision).
   bool looks_free(uint64_t idx) const;
   // Under mu_: may `idx` be installed? If not, `refused` says how the call ends (counted/logged).
@@ -150,6 +159,13 @@ class ZoneState {
   mutable std::mutex mu_;
   std::atomic<uint32_t> installs_waiting_{0};  // installs blocked on mu_: long operations let them in first
   HugeStateTable table_;  // guarded by mu_
+  // Per frame, guarded by mu_: SOFT or HARD without the host ever having had its memory. Moves with
+  // the frame between SOFT and HARD; an install clears it (and counts a first-touch install).
+  std::vector<bool> untouched_;
+  std::atomic<uint64_t> untouched_soft_{0}, untouched_hard_{0}, first_touch_installs_{0};
+  // Under mu_: frame i goes from SOFT/HARD `from` to `to` (or is installed, to == kInstalled).
+  void move_untouched(uint64_t i, HugeState from, HugeState to);
+  void mark_untouched(uint64_t i, HugeState now);
   uint64_t shrink_hint_ = 0;  // guarded by mu_
   mutable std::atomic<uint64_t> installs_{0}, redundant_{0}, hard_reclaims_{0}, soft_reclaims_{0}, returns_{0},
       anomalies_{0}, discard_failures_{0}, populate_failures_{0};

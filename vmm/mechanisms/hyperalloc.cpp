@@ -66,9 +66,15 @@ std::string HyperallocMechanism::status_line() {
   auto* zone = host_->zone();
   if (!zone) return "hyperalloc: waiting for the guest";
   auto s = zone->stats();
-  return fmt::format("guest free {} | reclaimed {} (auto {}, resize {}) | installs {}", format_size(s.guest_free_bytes),
-                     format_size(s.soft_bytes + s.hard_bytes), format_size(s.soft_bytes), format_size(s.hard_bytes),
-                     s.installs);
+  // Memory taken back apart from memory the guest never touched (which the host never had). The
+  // counters are read one by one while they change: clamp instead of wrapping.
+  auto minus = [](uint64_t a, uint64_t b) { return a > b ? a - b : 0; };
+  return fmt::format("guest free {} | reclaimed {} (auto {}, resize {}) | never touched {} | reinstalls {}, first-touch "
+                     "installs {}",
+                     format_size(s.guest_free_bytes), format_size(s.reclaimed_bytes),
+                     format_size(minus(s.soft_bytes, s.soft_untouched_bytes)),
+                     format_size(minus(s.hard_bytes, s.hard_untouched_bytes)), format_size(s.untouched_bytes),
+                     s.reinstalls, s.first_touch_installs);
 }
 
 }  // namespace hvmm
