@@ -6,6 +6,7 @@
 
 #include "abi/exit_status.hpp"
 #include "abi/hyperalloc.hpp"
+#include "abi/latency_histogram.hpp"
 #include "abi/layout.hpp"
 #include "abi/limits.hpp"
 #include "abi/ports.hpp"
@@ -51,6 +52,7 @@ alignas(64) hvmm::alloc::Child children[64];
 alignas(64) hvmm::alloc::Bitfield bitfield[64];
 alignas(64) hvmm::alloc::Local locals[2];
 uint64_t fake_clock(void*) { return 0; }
+hvmm::abi::LatencyHistogram histogram;
 }  // namespace
 
 extern "C" [[noreturn]] void _start() {
@@ -70,6 +72,8 @@ extern "C" [[noreturn]] void _start() {
   sink += bench::alloc_free_loop(a, 0, 0, buf, 4, 2, fake_clock, nullptr).pairs;
   sink += hvmm::abi::hyperalloc::layout_template().size;
   sink += sizeof(hvmm::abi::virtio::VirtqDesc) + hvmm::abi::virtio::balloon::kConfigActual;
+  histogram.record(sink);
+  sink += histogram.summary().p99 + histogram.quantile(0.5);
   a.drain(0);
   asm volatile("" ::"r"(sink));
   for (;;) asm volatile("hlt");

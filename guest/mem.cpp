@@ -5,6 +5,7 @@
 
 #include "abi/hyperalloc.hpp"
 #include "guest-alloc/buddy.hpp"
+#include "abi/latency_histogram.hpp"
 #include "guest-alloc/llfree_host.hpp"
 #include "guest/arch.hpp"
 #include "guest/console.hpp"
@@ -28,6 +29,7 @@ uint64_t g_managed = 0;  // bytes the allocator manages: RAM plus plugged virtio
 int g_install_port = -1;
 uint64_t g_installs = 0;
 uint64_t g_install_cycles = 0;  // TSC cycles spent in install exits, as the guest sees them
+hvmm::abi::LatencyHistogram g_install_latency;  // the same, per install (exit to resume), in TSC cycles
 hvmm::abi::hyperalloc::Registration g_registration;
 // Balloon driver hooks (mem.hpp): deflate-on-OOM and the free-page-reporting marks.
 bool (*g_oom_hook)() = nullptr;
@@ -70,7 +72,9 @@ void mem_install(uint64_t huge_idx) {
   if (g_install_port < 0) return;  // no hyperalloc device: nothing was ever taken
   const uint64_t t0 = rdtsc();
   outl(static_cast<uint16_t>(g_install_port), static_cast<uint32_t>(huge_idx));
-  std::atomic_ref<uint64_t>(g_install_cycles).fetch_add(rdtsc() - t0, std::memory_order_relaxed);
+  const uint64_t cycles = rdtsc() - t0;
+  std::atomic_ref<uint64_t>(g_install_cycles).fetch_add(cycles, std::memory_order_relaxed);
+  g_install_latency.record(cycles);
   std::atomic_ref<uint64_t>(g_installs).fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -291,6 +295,7 @@ bool mem_huge_touched(uint64_t huge_idx) {
 uint64_t mem_free_bytes() { return (g_use_buddy ? g_buddy.free_frames() : g_alloc.free_frames()) * kPageSize; }
 uint64_t mem_free_huge() { return g_use_buddy ? g_buddy.free_at_least(kHugeOrder) : g_alloc.free_huge(); }
 uint64_t mem_installs() { return std::atomic_ref<uint64_t>(g_installs).load(std::memory_order_relaxed); }
+const hvmm::abi::LatencyHistogram& mem_install_latency() { return g_install_latency; }
 uint64_t mem_install_cycles() { return std::atomic_ref<uint64_t>(g_install_cycles).load(std::memory_order_relaxed); }
 
 }  // namespace guest

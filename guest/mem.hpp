@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "abi/hyperalloc.hpp"
+#include "abi/latency_histogram.hpp"
 #include "guest-alloc/llfree.hpp"
 #include "guest/boot_info.hpp"
 
@@ -29,6 +30,8 @@ bool mem_is_buddy();
 uint64_t mem_free_huge();
 uint64_t mem_installs();
 uint64_t mem_install_cycles();  // TSC cycles spent in install requests (exit + host populate)
+// Each install request's latency as this guest sees it (the port write's exit to resume), TSC cycles.
+const hvmm::abi::LatencyHistogram& mem_install_latency();
 // The registration record for this zone (what mem_init sends to the hyperalloc device).
 hvmm::abi::hyperalloc::Registration mem_registration();
 // Asks the host to install one 2 MiB frame (no-op without a registered hyperalloc device).

@@ -164,6 +164,13 @@ uint32_t step_stats(const StepArgs& a) {
   if (uint64_t n = mem_installs(); n && a.boot->tsc_hz) {
     uint64_t ns = mem_install_cycles() / n * 1000'000 / (a.boot->tsc_hz / 1000);
     kprintf("installs=%lu mean_install_us=%lu.%03lu\n", n, ns / 1000, ns % 1000);
+    // The guest's side of the host's install_latency_us (status): exit to resume, per install.
+    const auto lat = mem_install_latency().summary();
+    const uint64_t per_ms = a.boot->tsc_hz / 1000;
+    auto ns_of = [&](uint64_t cycles) { return cycles * 1000'000 / per_ms; };
+    const uint64_t p50 = ns_of(lat.p50), p99 = ns_of(lat.p99), max = ns_of(lat.max);
+    kprintf("install_latency_us p50=%lu.%03lu p99=%lu.%03lu max=%lu.%03lu\n", p50 / 1000, p50 % 1000, p99 / 1000,
+            p99 % 1000, max / 1000, max % 1000);
   }
   return 0;
 }

@@ -118,8 +118,8 @@ asan_build() {
 tsan_build() {
   local dir=$PREFIX-tsan ok=0
   # The multi-threaded tests: allocator and reclaim (stress), virtio and UART devices, the control
-  # API server and the process harness.
-  local select=(-R '^(test_alloc|test_alloc_stress|test_reclaim|test_reclaim_stress|test_virtio|test_basic_devices|test_api|test_child_process)$')
+  # API server, the process harness and the latency histogram.
+  local select=(-R '^(test_alloc|test_alloc_stress|test_reclaim|test_reclaim_stress|test_virtio|test_basic_devices|test_api|test_child_process|test_latency_histogram)$')
   configure "$dir" -DHVMM_SANITIZE=thread -DHVMM_BUILD_GUEST=OFF -DHVMM_FUZZ=OFF || return 1
   # shellcheck disable=SC2046
   build "$dir" $(test_targets "$dir" "${select[@]}") || ok=1

@@ -51,6 +51,18 @@ TEST_CASE("every mechanism's status has the same top-level fields, extras under 
   CHECK(cpu[1]["vcpu"] == 2);
 }
 
+TEST_CASE("hyperalloc status: install latency in microseconds") {
+  HyperallocMechanismStatus h;
+  h.host.registered = true;
+  h.host.zone.install_latency_ns = {.count = 3, .p50 = 150'000, .p99 = 900'000, .max = 1'234'567};
+  const auto j = to_json(MechanismDetail{h});
+  REQUIRE(j.contains("install_latency_us"));
+  CHECK(j["install_latency_us"]["count"] == 3);
+  CHECK(j["install_latency_us"]["p50"] == 150.0);
+  CHECK(j["install_latency_us"]["p99"] == 900.0);
+  CHECK(j["install_latency_us"]["max"] == 1234.567);
+}
+
 TEST_CASE("a resize reply carries the common fields, a refusal only the reason") {
   ResizeOutcome done;
   done.ok = true;

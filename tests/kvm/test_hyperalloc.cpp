@@ -138,20 +138,27 @@ TEST_CASE("hyperalloc: a guest asking for more than its shrunk size gets a clean
   CHECK(r.err.find("hvmm:") == std::string::npos);  // no host-side complaint
 }
 
-TEST_CASE("hyperalloc: churn on 2 vCPUs against resize and auto-reclaim", "[kvm][hyperalloc]") {
+TEST_CASE("hyperalloc: churn on 2 vCPUs against back-to-back resizes and auto-reclaim at 100 ms", "[kvm][hyperalloc]") {
+  // Data safety under the heaviest host activity there is: every vCPU allocates, fills, checks and
+  // frees random blocks for 30 s while resizes follow each other without pause and auto-reclaim
+  // scans every 100 ms. Zero corruption, no anomaly, and no install that waited behind host work
+  // for long: its longest wait for the zone mutex stays under a generous 50 ms (a behaviour check,
+  // not a benchmark: installs wait for at most one batch of host work, ARCHITECTURE.md, "One
+  // frame's life"). The install's total time is not bounded here: its populate is the host kernel's
+  // (and on this nested machine the outer hypervisor's) first touch of 2 MiB, which under this storm
+  // took up to 160 ms wall / 52 ms CPU by itself.
   HVMM_REQUIRE_KVM();
   TempFile dir("unused", "");
   const std::string sock = dir.dir() + "/api.sock";
   std::optional<nlohmann::json> final_status;
   int resizes = 0;
-  auto r = run_hvmm({"run", "--mem", "4G", "--cpus", "2", "--quiet", "--auto-reclaim=200ms", "--api-sock", sock,
-                     "--workload", "churn 30s; barrier"},
-                    90'000ms, [&](ChildProcess& c) {
+  auto r = run_hvmm({"run", "--mem", "2G", "--cpus", "2", "--quiet", "--auto-reclaim=100ms", "--api-sock", sock,
+                     "--workload", "churn 30s; stats; barrier"},
+                    120'000ms, [&](ChildProcess& c) {
                       std::this_thread::sleep_for(500ms);
-                      const char* sizes[] = {"1G", "4G", "2G", "3G", "1536M", "4G"};
+                      const char* sizes[] = {"512M", "2G", "1G", "1536M", "768M", "2G"};
                       while (c.running() && c.out_so_far().find("barrier: waiting") == std::string::npos) {
                         ctl(sock, {"resize", sizes[resizes++ % 6]});  // may stop short: the guest holds memory
-                        std::this_thread::sleep_for(300ms);
                       }
                       final_status = ctl_status(sock);
                       ctl(sock, {"continue"});
@@ -163,9 +170,18 @@ TEST_CASE("hyperalloc: churn on 2 vCPUs against resize and auto-reclaim", "[kvm]
   CHECK(resizes >= 20);
   REQUIRE(final_status.has_value());
   INFO(final_status->dump(2));
-  CHECK((*final_status)["detail"]["anomalies"] == 0);
-  CHECK((*final_status)["detail"]["hard_reclaims"].get<uint64_t>() > 0);
-  CHECK((*final_status)["detail"]["installs"].get<uint64_t>() > 0);
+  const auto& d = (*final_status)["detail"];
+  CHECK(d["anomalies"] == 0);
+  CHECK(d["hard_reclaims"].get<uint64_t>() > 0);
+  CHECK(d["installs"].get<uint64_t>() > 0);
+  CHECK(d["first_touch_installs"].get<uint64_t>() + d["reinstalls"].get<uint64_t>() == d["installs"].get<uint64_t>());
+  const auto& lat = d["install_latency_us"];
+  CHECK(lat["count"].get<uint64_t>() >= d["installs"].get<uint64_t>());
+  CHECK(lat["max"].get<double>() > 0);
+  const auto& wait = d["install_parts_us"]["mutex_wait"];
+  CHECK(wait["count"].get<uint64_t>() >= d["installs"].get<uint64_t>());
+  CHECK(wait["max"].get<double>() < 50'000);
+  CHECK_THAT(r.out, Catch::Contains("install_latency_us p50="));  // the guest's side
 }
 
 TEST_CASE("hyperalloc: hostile registrations and installs are refused, the VM runs on", "[kvm][hyperalloc]") {

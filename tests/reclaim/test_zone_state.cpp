@@ -201,7 +201,55 @@ TEST_CASE("soft reclaim with aging: a freed frame is reclaimed on the Nth scan, 
   CHECK_FALSE(Child::reclaimed_of(g.child(idle / 512)));
   CHECK(zs.stats().soft_reclaims == 1);
   CHECK(zs.stats().installs == 1);
+  // Only `victim` was written into: memory taken back; the other frame the host never had.
+  CHECK(zs.stats().reinstalls == (idle == victim ? 1u : 0u));
+  CHECK(zs.stats().first_touch_installs == (idle == victim ? 0u : 1u));
   CHECK(zs.stats().anomalies == 0);
+  CHECK(zs.audit() == 0);
+}
+
+TEST_CASE("never-touched memory is counted apart from memory taken back, and so are its installs") {
+  GuestZone g({{0, 64 * MiB}}, 1);
+  REQUIRE(g.ok);
+  ZoneState zs(g.mem, g.host_zone());
+  // Frames 20..23: the guest wrote into 20 and 21 (resident); 22 and 23 it never touched.
+  for (uint64_t i = 20; i < 22; ++i) std::memset(g.mem.hva(i * 2 * MiB, 2 * MiB), 0x5a, 2 * MiB);
+  REQUIRE(resident_pages(g.mem, 22 * 2 * MiB, 4 * MiB) == 0);
+  REQUIRE(zs.soft_reclaim(std::vector<uint64_t>{20, 21, 22, 23}) == 4);
+  ZoneStats s = zs.stats();
+  CHECK(s.soft_bytes == 8 * MiB);
+  CHECK(s.soft_untouched_bytes == 4 * MiB);
+  CHECK(s.reclaimed_bytes == 4 * MiB);
+  CHECK(s.untouched_bytes == 4 * MiB);
+  CHECK(resident_pages(g.mem, 20 * 2 * MiB, 4 * MiB) == 0);  // the touched ones were discarded
+
+  // Shrink by two frames takes SOFT frames first (20, 21: taken back); the next two frames it takes
+  // are 22 and 23 (never touched): the split follows them into HARD.
+  REQUIRE(zs.shrink(zs.stats().usable_bytes - 4 * 2 * MiB).reached);
+  s = zs.stats();
+  CHECK(s.hard_bytes == 8 * MiB);
+  CHECK(s.hard_untouched_bytes == 4 * MiB);
+  CHECK(s.soft_untouched_bytes == 0);
+  CHECK(s.reclaimed_bytes == 4 * MiB);
+
+  // Grow hands them back as SOFT, still split; installing a never-touched one is a first-touch install.
+  REQUIRE(zs.grow(zs.stats().ram_bytes).reached);
+  s = zs.stats();
+  CHECK(s.soft_untouched_bytes == 4 * MiB);
+  CHECK(s.hard_bytes == 0);
+  // Let the guest allocate from frame 22 as a guest would (the allocation reports `reclaimed`).
+  for (;;) {
+    const alloc::Result r = g.a.get(0, 9);
+    REQUIRE(r.ok());
+    if (r.frame / 512 != 22 && r.frame / 512 != 20) continue;
+    REQUIRE(r.reclaimed);
+    CHECK(zs.install(r.frame / 512) == InstallResult::kInstalled);
+    break;
+  }
+  s = zs.stats();
+  CHECK(s.installs == 1);
+  CHECK(s.first_touch_installs + s.reinstalls == 1);
+  CHECK(s.untouched_bytes == (s.first_touch_installs ? 2 : 4) * MiB);
   CHECK(zs.audit() == 0);
 }
 

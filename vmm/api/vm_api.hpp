@@ -27,6 +27,12 @@ struct ResizeOutcome {
   std::optional<uint64_t> target_bytes;  // what was asked for
   std::optional<uint64_t> usable_bytes;  // what the guest can use now
   std::optional<uint64_t> moved_bytes;   // taken from (shrink) or given back to (grow) the guest
+  // Where a shrink's time went, for mechanisms that know (hyperalloc): residency check, CAS walk,
+  // discard, the rest (reclaim::ShrinkParts).
+  struct ShrinkPartsMs {
+    double residency = 0, cas_walk = 0, discard = 0, other = 0;
+  };
+  std::optional<ShrinkPartsMs> shrink_parts_ms;
 
   static ResizeOutcome failure(std::string why, ErrorCode code = ErrorCode::kResizeFailed) {
     ResizeOutcome r;

@@ -7,6 +7,11 @@ namespace {
 
 using nlohmann::json;
 
+// A latency summary recorded in nanoseconds, as microseconds.
+json latency_us_json(const abi::LatencyHistogram::Summary& s) {
+  return {{"count", s.count}, {"p50", double(s.p50) / 1e3}, {"p99", double(s.p99) / 1e3}, {"max", double(s.max) / 1e3}};
+}
+
 json hyperalloc_json(const HyperallocMechanismStatus& m) {
   const reclaim::HyperallocStatus& h = m.host;
   if (!h.registered) return {{"registered", false}};
@@ -14,7 +19,13 @@ json hyperalloc_json(const HyperallocMechanismStatus& m) {
   json j{{"registered", true},
          {"soft_bytes", s.soft_bytes},
          {"hard_bytes", s.hard_bytes},
+         {"reclaimed_bytes", s.reclaimed_bytes},
+         {"untouched_bytes", s.untouched_bytes},
+         {"soft_untouched_bytes", s.soft_untouched_bytes},
+         {"hard_untouched_bytes", s.hard_untouched_bytes},
          {"installs", s.installs},
+         {"first_touch_installs", s.first_touch_installs},
+         {"reinstalls", s.reinstalls},
          {"redundant_installs", s.redundant_installs},
          {"hard_reclaims", s.hard_reclaims},
          {"soft_reclaims", s.soft_reclaims},
@@ -22,7 +33,11 @@ json hyperalloc_json(const HyperallocMechanismStatus& m) {
          {"anomalies", s.anomalies},
          {"discard_failures", s.discard_failures},
          {"populate_failures", s.populate_failures},
-         {"invalid_accesses", m.invalid_accesses}};
+         {"invalid_accesses", m.invalid_accesses},
+         {"install_latency_us", latency_us_json(s.install_latency_ns)},
+         {"install_parts_us",
+          {{"mutex_wait", latency_us_json(s.install_wait_ns)}, {"populate", latency_us_json(s.install_populate_ns)},
+           {"populate_cpu", latency_us_json(s.install_populate_cpu_ns)}}}};
   if (h.auto_reclaim) {
     const auto& a = *h.auto_reclaim;
     j["auto_reclaim"] = {{"period_ms", a.config.period.count()},
@@ -152,6 +167,8 @@ json to_json(const ResizeOutcome& r) {
   if (r.target_bytes) j["target_bytes"] = *r.target_bytes;
   if (r.usable_bytes) j["usable_bytes"] = *r.usable_bytes;
   if (r.moved_bytes) j["moved_bytes"] = *r.moved_bytes;
+  if (const auto& p = r.shrink_parts_ms)
+    j["shrink_parts_ms"] = {{"residency", p->residency}, {"cas_walk", p->cas_walk}, {"discard", p->discard}, {"other", p->other}};
   return j;
 }
 

@@ -40,6 +40,11 @@ api::ResizeOutcome HyperallocMechanism::resize(uint64_t target_bytes) {
   out.target_bytes = r->target_bytes;
   out.usable_bytes = r->usable_bytes;
   out.moved_bytes = r->moved_bytes;
+  if (r->parts) {
+    auto ms = [](std::chrono::nanoseconds d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    out.shrink_parts_ms = api::ResizeOutcome::ShrinkPartsMs{ms(r->parts->residency), ms(r->parts->cas_walk),
+                                                            ms(r->parts->discard), ms(r->parts->other)};
+  }
   if (!r->reached)
     out.error = fmt::format("reached {} of the {} target: {}", format_size(r->usable_bytes), format_size(target_bytes),
                             r->note.empty() ? "the guest uses the rest" : r->note);
@@ -61,9 +66,15 @@ std::string HyperallocMechanism::status_line() {
   auto* zone = host_->zone();
   if (!zone) return "hyperalloc: waiting for the guest";
   auto s = zone->stats();
-  return fmt::format("guest free {} | reclaimed {} (auto {}, resize {}) | installs {}", format_size(s.guest_free_bytes),
-                     format_size(s.soft_bytes + s.hard_bytes), format_size(s.soft_bytes), format_size(s.hard_bytes),
-                     s.installs);
+  // Memory taken back apart from memory the guest never touched (which the host never had). The
+  // counters are read one by one while they change: clamp instead of wrapping.
+  auto minus = [](uint64_t a, uint64_t b) { return a > b ? a - b : 0; };
+  return fmt::format("guest free {} | reclaimed {} (auto {}, resize {}) | never touched {} | reinstalls {}, first-touch "
+                     "installs {}",
+                     format_size(s.guest_free_bytes), format_size(s.reclaimed_bytes),
+                     format_size(minus(s.soft_bytes, s.soft_untouched_bytes)),
+                     format_size(minus(s.hard_bytes, s.hard_untouched_bytes)), format_size(s.untouched_bytes),
+                     s.reinstalls, s.first_touch_installs);
 }
 
 }  // namespace hvmm
