@@ -52,7 +52,8 @@ int main(int argc, char** argv) {
                   "Steps: info | echo TEXT | sleep DURATION | exit [CODE] | fault | "
                   "alloc SIZE|N%|all (4 KiB frames, patterned) | alloc-huge SIZE|N%|all (2 MiB) | "
                   "free [all] (newest region / all) | verify | stats | barrier (wait for `hvmm ctl continue`) | "
-                  "bench-alloc | replay TIME-SCALE MEM-SCALE [SAMPLE] (the --trace). Sizes: K/M/G/T or N% of RAM; durations: ms/s/m (a bare number is seconds). "
+                  "bench-alloc | replay TIME-SCALE MEM-SCALE [SAMPLE] (the --trace) | stream DURATION [BYTES] (STREAM copy) | "
+                  "ftq DURATION [QUANTUM] (fixed time quantum work). Sizes: K/M/G/T or N% of RAM; durations: ms/s/m (a bare number is seconds). "
                   "Default: a demo whose memory demand rises and falls (about 33 s at 2G, 45 s at 16G here)");
   run->add_option("--auto-reclaim", ro.auto_reclaim, "Give free guest memory back to the host continuously; optional PERIOD, 10ms .. 1h (default 500ms; a free huge frame is taken after 2-3 x PERIOD idle): "
                   "hyperalloc soft-reclaims idle huge frames, balloon(-huge) enables free page reporting, virtio-mem follows the "
