@@ -152,9 +152,11 @@ int Vm::run() {
       request_exit(exit_status::kInterrupted, fmt::format("stopped by {}", sig == SIGINT ? "SIGINT" : "SIGTERM"));
     if (runner_->running() == 0 && !stopping()) request_exit(0, "all vCPUs halted");
   }
+  // First the mechanism: a resize that waits for the guest returns now, so that the control server's
+  // threads can be joined at once (issue 13, defect 3), and auto-reclaim ends.
+  reclaim_->stop();
   runner_->join();
   server.reset();
-  reclaim_->stop();
   {
     std::lock_guard lock(out_mu_);  // no console write may be inside print_above now
     status_line_.store(nullptr, std::memory_order_release);
