@@ -41,6 +41,7 @@ struct VmConfig {
   std::shared_ptr<ReclaimMechanism> reclaim;              // nullptr: none
   std::optional<std::chrono::milliseconds> auto_reclaim;  // --auto-reclaim period
   std::string api_sock;                 // serve the control API here (empty: no socket)
+  uint64_t mem_limit = 0;               // --mem-limit: cap on the guest's usable memory (0: none)
   bool quiet = false;                   // no live status line / summary
 };
 
@@ -74,6 +75,8 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   // All the memory the guest can have: boot RAM plus a virtio-mem region.
   uint64_t guest_bytes() const { return cfg_.mem_bytes + cfg_.hotplug_bytes; }  // end of the virtio-mem region, which the identity map covers (0: none)
   void wake_main();
+  // --mem-limit: shrinks the guest to the limit as soon as its mechanism can (runs in limit_thread_).
+  void apply_mem_limit();
 
   VmConfig cfg_;
   KvmSystem sys_;
@@ -91,6 +94,8 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   std::string message_;
   std::mutex out_mu_;
   std::atomic<StatusLine*> status_line_{nullptr};  // while run() shows one
+  std::atomic<uint64_t> mem_limit_refusals_{0};  // resizes refused for going above --mem-limit
+  std::atomic<bool> mem_limit_applied_{false};
 };
 
 }  // namespace hvmm

@@ -145,3 +145,57 @@ TEST_CASE("faults: a balloon driver that cannot answer: the resize gives up in b
   REQUIRE(r.exited);
   CHECK(r.status == 0);
 }
+
+// Issue 13, defect 7: `--mem 1T` started without a word on a 24 GiB host.
+TEST_CASE("faults: --mem beyond what the host can back starts with a warning that names --mem-limit", "[kvm][faults]") {
+  HVMM_REQUIRE_KVM();
+  auto r = run_hvmm({"run", "--mem", "1T", "--cpus", "1", "--quiet", "--workload", "exit 0"});
+  INFO(r.describe());
+  REQUIRE(r.exited);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.err, Catch::Contains("hvmm: warning: --mem 1024.0 GiB is more than this host can back now"));
+  CHECK_THAT(r.err, Catch::Contains("--mem-limit"));
+}
+
+// Issue 13, defect 7: with --mem-limit a guest that wants more than the limit runs out of memory
+// inside (a clean failure of its step) instead of growing hvmm until the host's OOM killer ends it.
+TEST_CASE("faults: --mem-limit: the guest boots shrunk to it, resizes above it are refused and counted, and an "
+          "allocation beyond it is the guest's own out-of-memory",
+          "[kvm][faults]") {
+  HVMM_REQUIRE_KVM();
+  for (const char* mechanism : {"hyperalloc", "balloon", "balloon-huge", "virtio-mem"}) {
+    DYNAMIC_SECTION(mechanism) {
+      TempFile dir("unused", "");
+      const std::string sock = dir.dir() + "/api.sock";
+      std::optional<nlohmann::json> status;
+      ProcessResult refused;
+      auto r = run_hvmm({"run", "--mem", "1G", "--mem-limit", "256M", "--cpus", "1", "--reclaim", mechanism, "--quiet",
+                         "--api-sock", sock, "--workload", "barrier; alloc 512M"},
+                        60'000ms, [&](ChildProcess& c) {
+                          if (!c.wait_for_stdout("barrier: waiting", 30'000ms)) return;
+                          for (int i = 0; i < 200; i++) {  // the limit is applied once the guest's side is ready
+                            status = ctl_status(sock);
+                            if (status && status->value("/mem_limit/applied"_json_pointer, false)) break;
+                            std::this_thread::sleep_for(50ms);
+                          }
+                          refused = ctl(sock, {"resize", "1G"}, 20'000ms);
+                          status = ctl_status(sock);
+                          ctl(sock, {"continue"}, 10'000ms);
+                        });
+      INFO(r.describe());
+      INFO(refused.describe());
+      REQUIRE(status.has_value());
+      INFO(status->dump());
+      CHECK(status->value("/mem_limit/applied"_json_pointer, false));
+      CHECK(status->value("/mem_limit/refusals"_json_pointer, 0) == 1);
+      CHECK(status->value("usable_bytes", uint64_t(0)) <= 256ull << 20);
+      CHECK(refused.exited);
+      CHECK(refused.status != 0);
+      CHECK_THAT(refused.err, Catch::Contains("above the --mem-limit"));
+      REQUIRE(r.exited);
+      CHECK(r.status == 3);  // the step failed: out of memory in the guest
+      CHECK_THAT(r.out, Catch::Contains("alloc 512M: out of memory"));
+      CHECK(r.peak_rss_kib < 400u * 1024);
+    }
+  }
+}

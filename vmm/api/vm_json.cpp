@@ -143,6 +143,8 @@ json to_json(const VmStatus& s) {
   j["unhandled_accesses"] = s.unhandled_accesses;
   j["barrier_waiting"] = s.barrier_waiting;
   j["barriers_passed"] = s.barriers_passed;
+  if (s.mem_limit_bytes)
+    j["mem_limit"] = {{"bytes", s.mem_limit_bytes}, {"applied", s.mem_limit_applied}, {"refusals", s.mem_limit_refusals}};
   return j;
 }
 

@@ -27,6 +27,7 @@ struct RunOptions {
   std::string virtio_mem_boot;  // --virtio-mem-boot SIZE; empty: --mem / 8
   std::string virtio_mem_step;  // --virtio-mem-step SIZE; empty: --mem / 16
   std::string api_sock;
+  std::string mem_limit;  // --mem-limit SIZE; empty: none
   bool quiet = false;
 };
 

@@ -43,6 +43,7 @@ void BalloonMechanism::attach(VmWiring& w) {
   virtio::Balloon::Options dev_opt;
   dev_opt.reporting = opt_.reporting;
   dev_opt.huge_pages = opt_.huge;
+  dev_opt.deflate_on_oom = opt_.deflate_on_oom;
   balloon_ = std::make_unique<virtio::Balloon>(w.mem, *backend_, dev_opt);
   transport_ = &w.devices.add_virtio(*balloon_);
   w.service_cpus = 1;

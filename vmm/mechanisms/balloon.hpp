@@ -45,6 +45,7 @@ class BalloonMechanism final : public ReclaimMechanism {
     std::chrono::milliseconds deadline_base{10000};
     bool reporting = false;                          // offer VIRTIO_BALLOON_F_REPORTING (--auto-reclaim)
     bool huge = false;                               // offer 2 MiB balloon pages (balloon-huge)
+    bool deflate_on_oom = true;                      // off with --mem-limit: the guest must not take pages back
   };
   BalloonMechanism() : BalloonMechanism(Options{}) {}
   explicit BalloonMechanism(Options opt);
