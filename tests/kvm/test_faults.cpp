@@ -199,3 +199,34 @@ TEST_CASE("faults: --mem-limit: the guest boots shrunk to it, resizes above it a
     }
   }
 }
+
+// The host side failing (memory/fault_injection.hpp): every 2nd discard fails with ENOMEM and every
+// 2nd populate with EFAULT. hvmm counts and reports them, the guest's data survives, the VM runs on
+// and stops cleanly.
+TEST_CASE("faults: discard and populate failing (ENOMEM, EFAULT): counted, reported, the VM runs on", "[kvm][faults]") {
+  HVMM_REQUIRE_KVM();
+  TempFile dir("unused", "");
+  const std::string sock = dir.dir() + "/api.sock";
+  ::setenv("HVMM_FAULT_INJECT", "discard=ENOMEM,populate=EFAULT,every=2", 1);
+  std::optional<nlohmann::json> status;
+  ProcessResult resize;
+  auto r = run_hvmm({"run", "--mem", "1G", "--cpus", "2", "--auto-reclaim=100ms", "--quiet", "--api-sock", sock,
+                     "--workload", "alloc 256M; free; sleep 2s; alloc 256M; verify; barrier"},
+                    60'000ms, [&](ChildProcess& c) {
+                      if (!c.wait_for_stdout("barrier: waiting", 40'000ms)) return;
+                      resize = ctl(sock, {"resize", "512M"}, 20'000ms);
+                      status = ctl_status(sock);
+                      ctl(sock, {"shutdown"}, 10'000ms);
+                    });
+  ::unsetenv("HVMM_FAULT_INJECT");
+  INFO(r.describe());
+  INFO(resize.describe());
+  REQUIRE(r.exited);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.err, Catch::Contains("test seam: injecting faults"));
+  CHECK_THAT(r.out, Catch::Contains("verify: ok"));
+  REQUIRE(status.has_value());
+  INFO(status->dump());
+  CHECK(status->value("/detail/discard_failures"_json_pointer, uint64_t(0)) > 0);
+  CHECK(status->value("/detail/populate_failures"_json_pointer, uint64_t(0)) > 0);
+}

@@ -1,6 +1,10 @@
 // The admission check's inputs and wording (issue 13, defect 7).
 #include <catch2/catch.hpp>
 
+#include <cerrno>
+
+#include "memory/fault_injection.hpp"
+#include "memory/guest_memory.hpp"
 #include "memory/host_memory.hpp"
 
 using namespace hvmm;
@@ -30,4 +34,29 @@ TEST_CASE("host memory: the admission warning names the size, what the host has,
   auto l = admission_warning(23ull << 30, true, host);
   REQUIRE(l.has_value());
   CHECK_THAT(*l, Catch::StartsWith("--mem-limit 23.0 GiB"));
+}
+
+TEST_CASE("fault injection: plans parse, and discard/populate fail as planned with the planned errno") {
+  CHECK_FALSE(parse_fault_plan("discard=ENOSPC").has_value());
+  CHECK_FALSE(parse_fault_plan("every=0").has_value());
+  CHECK_FALSE(parse_fault_plan("bogus=1").has_value());
+  auto p = parse_fault_plan("discard=ENOMEM,populate=EFAULT,every=2");
+  REQUIRE(p.has_value());
+  CHECK(p->discard_errno == ENOMEM);
+  CHECK(p->populate_errno == EFAULT);
+  CHECK(p->every == 2);
+
+  GuestMemory::RegionSpec regions[] = {{0, 4u << 20}};
+  GuestMemory mem(regions);
+  set_fault_plan(p);
+  CHECK(mem.discard(0, 4096));  // 1st
+  errno = 0;
+  CHECK_FALSE(mem.discard(0, 4096));  // 2nd fails
+  CHECK(errno == ENOMEM);
+  CHECK(mem.populate(0, 4096));
+  CHECK_FALSE(mem.populate(0, 4096));
+  CHECK(errno == EFAULT);
+  set_fault_plan(std::nullopt);
+  CHECK(mem.discard(0, 4096));
+  CHECK(mem.discard(0, 4096));
 }
