@@ -63,6 +63,9 @@ for m in "${mechanisms[@]}"; do
     elif timeout 10 "$HVMM" ctl --api-sock "$sock" status >/dev/null 2>&1; then
       short=$((short + 1))  # refused or stopped short (the guest uses the memory): fine, counted
     else
+      # The churn may have just ended: a VM on its way out is not a VM that stopped answering.
+      sleep 1
+      kill -0 "$pid" 2>/dev/null || break
       silent=$((silent + 1))
     fi
     sleep 0.$((RANDOM % 5))
