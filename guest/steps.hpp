@@ -25,10 +25,11 @@ struct StepDef {
 struct StepTable {
   const StepDef* steps;
   unsigned count;
+  bool hidden = false;  // test-only steps: not listed in the unknown-step message
 };
 template <unsigned N>
-constexpr StepTable step_table(const StepDef (&steps)[N]) {
-  return {steps, N};
+constexpr StepTable step_table(const StepDef (&steps)[N], bool hidden = false) {
+  return {steps, N, hidden};
 }
 extern const StepTable kBasicSteps;  // workload.cpp: info, echo, sleep, barrier, exit, fault
 extern const StepTable kMemSteps;    // mem_steps.cpp: alloc, alloc-huge, free, verify, stats
@@ -36,6 +37,7 @@ extern const StepTable kBenchSteps;  // bench_steps.cpp: bench-alloc
 extern const StepTable kTestSteps;   // test_steps.cpp: churn, hostile-hyperalloc
 extern const StepTable kReplaySteps; // replay.cpp: replay (the --trace)
 extern const StepTable kInterferenceSteps;  // interference_steps.cpp: stream, ftq
+extern const StepTable kHostileSteps;  // hostile_steps.cpp: hidden attacks of a hostile guest (issue 13)
 
 // Reports a bad argument for a step during the dry run.
 uint32_t step_usage(const StepArgs& a, const char* usage);

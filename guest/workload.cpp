@@ -94,7 +94,7 @@ uint32_t step_usage(const StepArgs& a, const char* usage) {
 }
 
 namespace {
-const StepTable* const kTables[] = {&kBasicSteps, &kMemSteps, &kBenchSteps, &kTestSteps, &kReplaySteps, &kInterferenceSteps};
+const StepTable* const kTables[] = {&kBasicSteps, &kMemSteps, &kBenchSteps, &kTestSteps, &kReplaySteps, &kInterferenceSteps, &kHostileSteps};
 
 const StepDef* find_step(const char* name) {
   for (const StepTable* t : kTables)
@@ -106,7 +106,7 @@ const StepDef* find_step(const char* name) {
 void print_step_names() {
   const char* sep = "";
   for (const StepTable* t : kTables)
-    for (unsigned i = 0; i < t->count; i++, sep = ", ") kprintf("%s%s", sep, t->steps[i].name);
+    for (unsigned i = 0; i < t->count && !t->hidden; i++, sep = ", ") kprintf("%s%s", sep, t->steps[i].name);
 }
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n'; }

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "abi/layout.hpp"
+#include "memory/fault_injection.hpp"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -154,7 +155,13 @@ bool GuestMemory::advise(uint64_t gpa, uint64_t len, int advice) const {
     errno = EINVAL;  // callers report errno: a range outside RAM reads as "Invalid argument"
     return false;
   }
-  return len == 0 || madvise(h, len, advice) == 0;
+  if (len == 0) return true;
+  // The test seam (memory/fault_injection.hpp): off unless HVMM_FAULT_INJECT or a test asks.
+  if (int err = injected_fault(advice == MADV_DONTNEED ? FaultSite::discard : FaultSite::populate)) {
+    errno = err;
+    return false;
+  }
+  return madvise(h, len, advice) == 0;
 }
 
 bool GuestMemory::discard(uint64_t gpa, uint64_t len) const { return advise(gpa, len, MADV_DONTNEED); }

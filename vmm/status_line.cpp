@@ -175,6 +175,9 @@ void StatusLine::stop() {
     const auto end = std::chrono::steady_clock::now();
     meter_.sample(read_process_rss_bytes(), end);
     sample_hwm(end);
+    // Samples a second apart miss short peaks (issue 13, defect 5); the kernel's high-water mark
+    // does not.
+    meter_.note_peak(read_process_peak_rss_bytes());
     {
       std::lock_guard lock(mu_);
       stopped_ = true;

@@ -6,10 +6,12 @@
 #include <chrono>
 #include <fmt/format.h>
 #include <stdexcept>
+#include <thread>
 
 #include "abi/layout.hpp"
 #include "abi/limits.hpp"
 #include "base/fd.hpp"
+#include "memory/host_memory.hpp"
 #include "reclaim/footprint.hpp"
 #include "vmm/api/http_server.hpp"
 #include "vmm/api/size_parse.hpp"
@@ -82,6 +84,10 @@ Vm::Vm(const VmConfig& cfg) : cfg_(cfg), sys_(), vm_(sys_) {
                       .initrd_size = trace_bytes_,
                       .guest_alloc = cfg.guest_alloc};
   boot(kernel, fdt);
+  // Admission check (issue 13, defect 7): a warning, not a refusal; --mem-limit is the remedy.
+  if (auto info = read_host_meminfo())
+    if (auto w = admission_warning(cfg.mem_limit ? cfg.mem_limit : guest_bytes(), cfg.mem_limit != 0, *info))
+      fmt::print(stderr, "hvmm: warning: {}\n", *w);
 }
 
 Vm::~Vm() {
@@ -172,6 +178,8 @@ int Vm::run() {
   }
 
   runner_->start();
+  std::thread limit_thread;
+  if (cfg_.mem_limit) limit_thread = std::thread([this] { apply_mem_limit(); });
   timespec tick{1, 0};  // a safety net: request_exit() and the last vCPU wake us with kWakeMain
   while (!stopping()) {
     int sig = sigtimedwait(&stop_signals, nullptr, &tick);
@@ -179,9 +187,12 @@ int Vm::run() {
       request_exit(exit_status::kInterrupted, fmt::format("stopped by {}", sig == SIGINT ? "SIGINT" : "SIGTERM"));
     if (runner_->running() == 0 && !stopping()) request_exit(0, "all vCPUs halted");
   }
+  // First the mechanism: a resize that waits for the guest returns now, so that the control server's
+  // threads can be joined at once (issue 13, defect 3), and auto-reclaim ends.
+  reclaim_->stop();
+  if (limit_thread.joinable()) limit_thread.join();
   runner_->join();
   server.reset();
-  reclaim_->stop();
   {
     std::lock_guard lock(out_mu_);  // no console write may be inside print_above now
     status_line_.store(nullptr, std::memory_order_release);
@@ -227,6 +238,9 @@ api::VmStatus Vm::status() {
   s.unhandled_accesses = runner_->unhandled_accesses();
   s.barrier_waiting = hc.barrier_waiting();
   s.barriers_passed = hc.barriers_passed();
+  s.mem_limit_bytes = cfg_.mem_limit;
+  s.mem_limit_applied = mem_limit_applied_.load(std::memory_order_acquire);
+  s.mem_limit_refusals = mem_limit_refusals_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -291,7 +305,25 @@ api::ResizeOutcome Vm::resize(uint64_t target_bytes) {
     return api::ResizeOutcome::failure(fmt::format("{} is beyond the VM's maximum of {} (--mem)", format_size(target_bytes),
                                                    format_size(guest_bytes())),
                                        api::ErrorCode::kAboveMaximum);
+  if (cfg_.mem_limit && target_bytes > cfg_.mem_limit) {
+    mem_limit_refusals_.fetch_add(1, std::memory_order_relaxed);
+    return api::ResizeOutcome::failure(fmt::format("resize to {}: above the --mem-limit of {}", format_size(target_bytes),
+                                                   format_size(cfg_.mem_limit)),
+                                       api::ErrorCode::kAboveMaximum);
+  }
   return reclaim_->resize(target_bytes);
+}
+
+void Vm::apply_mem_limit() {
+  // The mechanism refuses until the guest is ready (registration, DRIVER_OK); a balloon whose guest
+  // is out of memory fails after its stall timeout. Retry until it holds or the VM stops.
+  while (!stopping()) {
+    if (reclaim_->resize(cfg_.mem_limit).ok) {
+      mem_limit_applied_.store(true, std::memory_order_release);
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 void Vm::continue_guest() { devices_->hypercalls().grant_barrier(); }

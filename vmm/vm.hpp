@@ -48,6 +48,7 @@ struct VmConfig {
   std::string api_sock;                 // serve the control API here (empty: no socket)
   std::string trace_path;               // --trace: a replay trace loaded as the initrd (empty: none)
   std::string guest_alloc;              // --guest-alloc: "buddy" for the built-in guest (empty: LLFree)
+  uint64_t mem_limit = 0;               // --mem-limit: cap on the guest's usable memory (0: none)
   bool quiet = false;                   // no live status line / summary
 };
 
@@ -84,6 +85,8 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   // All the memory the guest can have: boot RAM plus a virtio-mem region.
   uint64_t guest_bytes() const { return cfg_.mem_bytes + cfg_.hotplug_bytes; }  // end of the virtio-mem region, which the identity map covers (0: none)
   void wake_main();
+  // --mem-limit: shrinks the guest to the limit as soon as its mechanism can (runs in limit_thread_).
+  void apply_mem_limit();
 
   VmConfig cfg_;
   KvmSystem sys_;
@@ -104,6 +107,8 @@ class Vm final : public VmControl, public ConsoleSink, public SerialSink, public
   std::atomic<StatusLine*> status_line_{nullptr};  // while run() shows one
   std::mutex auto_mu_;  // serialises starting auto-reclaim (main thread, API threads)
   std::optional<std::chrono::milliseconds> auto_period_;  // guarded by auto_mu_: running period
+  std::atomic<uint64_t> mem_limit_refusals_{0};  // resizes refused for going above --mem-limit
+  std::atomic<bool> mem_limit_applied_{false};
 };
 
 }  // namespace hvmm

@@ -10,14 +10,13 @@ namespace hvmm::virtio {
 using namespace balloon;
 
 Balloon::Balloon(const GuestMemory& mem, BalloonBackend& backend, Options opt)
-    : mem_(mem), backend_(backend), opt_(opt) {
+    : mem_(mem), backend_(backend), opt_(opt), page_map_(mem) {
   if (!std::has_single_bit(opt.queue_size) || opt.queue_size < kMinReportingQueue)
     throw std::invalid_argument("virtio-balloon: queue size must be a power of two >= 32");
   offered_ = (opt.stats ? kFeatureStatsVq : 0) | (opt.deflate_on_oom ? kFeatureDeflateOnOom : 0) |
              (opt.reporting ? kFeatureReporting : 0) | (opt.huge_pages ? kFeatureHvmmHugePages : 0);
   layout_queues(offered_);
   pages_.reserve(kMaxPfnsPerChain);
-  if (opt.whole_frames) page_map_.emplace(mem);
 }
 
 void Balloon::layout_queues(uint64_t features) {
@@ -147,10 +146,10 @@ void Balloon::flush_pages(std::vector<uint64_t>& pages, bool inflate) {
 
 void Balloon::inflate_run(uint64_t gpa, uint64_t len) {
   discard(gpa, len, BalloonBackend::Why::inflate);
-  // Huge pages are discarded whole already; the map is for the 4 KiB balloon only.
-  if (huge() || !page_map_) return;
   whole_.clear();
-  page_map_->add(gpa, len, whole_);
+  page_map_.add(gpa, len, whole_);
+  // Huge pages are discarded whole already; whole-frame discards are for the 4 KiB balloon only.
+  if (huge() || !opt_.whole_frames) return;
   for (uint64_t frame : whole_) {
     ++counters_.whole_frame_discards;
     discard(frame, kHugePageSize, BalloonBackend::Why::frame);
@@ -158,7 +157,7 @@ void Balloon::inflate_run(uint64_t gpa, uint64_t len) {
 }
 
 void Balloon::deflate_run(uint64_t gpa, uint64_t len) {
-  if (!huge() && page_map_) page_map_->remove(gpa, len);
+  page_map_.remove(gpa, len);
   backend_.deflate(gpa, len);
 }
 
@@ -256,7 +255,7 @@ void Balloon::reset() {
   accepted_ = 0;
   layout_queues(offered_);
   actual_ = 0;  // a reset driver starts with an empty balloon; the host target stays
-  if (page_map_) page_map_->clear();
+  page_map_.clear();
   stats_head_.reset();
 }
 
@@ -283,9 +282,14 @@ uint32_t Balloon::actual_pages() {
   return actual_;
 }
 
+uint32_t Balloon::host_pages() {
+  std::lock_guard g(mu_);
+  return host_units();
+}
+
 BalloonStatus Balloon::stats() {
   std::lock_guard g(mu_);
-  return {target_units(), actual_, unit(), accepted_, counters_, guest_stats_};
+  return {target_units(), actual_, host_units(), unit(), accepted_, counters_, guest_stats_};
 }
 
 }  // namespace hvmm::virtio

@@ -12,10 +12,13 @@
 // (abi/virtio.hpp). A driver that accepts it balloons 2 MiB pages: each PFN must be 2 MiB aligned
 // with its whole 2 MiB in one RAM region (else it is counted as invalid and skipped), and
 // `num_pages`, `actual` and the page counters count 2 MiB units. A driver that does not accept it
-// gets the 4 KiB balloon. With 4 KiB pages the device keeps a map of ballooned pages
-// (devices/virtio/balloon_pages.hpp) and discards each 2 MiB frame once more, whole, when its last
-// page goes in, so that the host can back it with a huge page again after a deflate.
+// gets the 4 KiB balloon. The device keeps a map of ballooned pages (devices/virtio/balloon_pages.hpp):
+// it is the host's own count of what is in the balloon, which a resize checks against the driver's
+// `actual` (a driver can write any `actual`; issue 13, defect 4), and with 4 KiB pages it discards
+// each 2 MiB frame once more, whole, when its last page goes in, so that the host can back it with
+// a huge page again after a deflate.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -66,7 +69,10 @@ struct BalloonGuestStats {
 
 struct BalloonStatus {
   uint32_t target_pages = 0;  // in balloon pages of page_bytes
-  uint32_t actual_pages = 0;
+  uint32_t actual_pages = 0;  // the driver's word: untrusted, may be anything
+  // The host's own count: distinct balloon pages the driver inflated and has not deflated (from
+  // the device's page map, never from `actual`). A resize is done when both agree.
+  uint32_t host_pages = 0;
   uint64_t page_bytes = balloon::kPageSize;  // 2 MiB when the driver accepted kFeatureHvmmHugePages
   uint64_t features = 0;  // accepted by the driver (0 before FEATURES_OK)
   BalloonCounters counters;
@@ -84,6 +90,7 @@ class Balloon final : public VirtioDevice {
     bool reporting = true;
     bool huge_pages = false;    // offer kFeatureHvmmHugePages (--reclaim balloon-huge)
     bool whole_frames = true;   // 4 KiB balloon: discard full 2 MiB frames whole (balloon_pages.hpp)
+                                // (the page map exists either way: it is the host's count)
     uint16_t queue_size = 256;  // power of two, >= kMinReportingQueue
   };
   // Throws std::invalid_argument for a bad queue size. `mem` and `backend` must outlive it.
@@ -96,6 +103,7 @@ class Balloon final : public VirtioDevice {
   void set_target_pages(uint32_t pages);  // config change + interrupt when it changes
   uint32_t target_pages();
   uint32_t actual_pages();
+  uint32_t host_pages();  // BalloonStatus::host_pages
   uint64_t page_bytes();
   // Hands the held statistics buffer back so the driver refills it; false when none is held.
   bool request_stats();
@@ -146,7 +154,8 @@ class Balloon final : public VirtioDevice {
   BalloonGuestStats guest_stats_;
   DescChain chain_;                  // reused between pops
   std::vector<uint64_t> pages_;      // reused between chains
-  std::optional<BalloonPageMap> page_map_;  // 4 KiB pages in the balloon (Options::whole_frames)
+  uint32_t host_units() const { return uint32_t(std::min<uint64_t>(page_map_.pages() * BalloonPageMap::kPage / unit(), UINT32_MAX)); }
+  BalloonPageMap page_map_;          // 4 KiB pages in the balloon: the host's count, whole frames
   std::vector<uint64_t> whole_;      // frames the last run completed (reused)
 };
 

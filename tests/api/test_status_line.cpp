@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <atomic>
 #include <condition_variable>
@@ -126,4 +129,34 @@ TEST_CASE("status line: fields that do not fit are left out whole, most importan
   CHECK(narrow == "[1.0s] host RSS 2.0 GiB");
   const std::string tiny = hvmm::compose_status_line("1.0s", fields, "footprint 0.10 GiB·min", 10);
   CHECK(tiny == "[1.0s]");
+}
+
+// Issue 13, defect 5: the summary's peak RSS was the highest of samples a second apart, so a peak
+// between two samples was lost. Now it is the kernel's high-water mark.
+TEST_CASE("status line: the summary's peak RSS includes a peak between two samples") {
+  Pipe pipe;
+  FootprintMeter meter;
+  constexpr size_t kBytes = 256u << 20;
+  uint64_t before = 0;
+  {
+    StatusLine line(meter, [] { return std::string(); }, /*show=*/false, std::chrono::hours(1), pipe.wr);
+    before = hvmm::read_process_rss_bytes();
+    REQUIRE(before > 0);
+    // Touch 256 MiB and give it back before the sampler (once an hour) could see it.
+    void* p = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(p != MAP_FAILED);
+    std::memset(p, 0x5a, kBytes);
+    ::munmap(p, kBytes);
+    line.stop();
+  }
+  CHECK(meter.sample_count() == 2);  // start and stop only: the peak was never sampled
+  CHECK(meter.last_bytes() < before + kBytes / 2);
+  CHECK(meter.peak_bytes() >= before + kBytes - (16u << 20));  // the touched memory, give or take a little
+}
+
+TEST_CASE("footprint: VmHWM parsing") {
+  CHECK(hvmm::parse_vmhwm_bytes("\nName:\thvmm\nVmPeak:\t  100 kB\nVmHWM:\t    2048 kB\nVmRSS:\t 10 kB\n") == 2048u * 1024);
+  CHECK(hvmm::parse_vmhwm_bytes("\nVmRSS:\t 10 kB\n") == 0);
+  CHECK(hvmm::parse_vmhwm_bytes("\nVmHWM:\tgarbage\n") == 0);
+  CHECK(hvmm::read_process_peak_rss_bytes() >= hvmm::read_process_rss_bytes());
 }

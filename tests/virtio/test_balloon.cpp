@@ -487,3 +487,35 @@ TEST_CASE("balloon-huge: num_pages and actual count 2 MiB units, the target mean
   CHECK(r.config32(kConfigNumPages) == 3 * kPfnsPerHugePage);
   CHECK(r.dev.actual_pages() == 0);
 }
+
+// Issue 13, defect 4: `actual` is the driver's word. The host keeps its own count of what is in the
+// balloon, and a resize believes that one.
+TEST_CASE("balloon: the host counts ballooned pages itself; a written `actual` does not change that count") {
+  Rig r;
+  r.bring_up();
+  r.dev.set_target_pages(100);
+  r.drv.write(kConfig + 4, 100);  // the driver claims 100 pages without inflating one
+  CHECK(r.dev.actual_pages() == 100);
+  CHECK(r.dev.host_pages() == 0);
+  r.drv.write(kConfig + 4, 0xffffffffu);  // 16 TiB on a tiny VM
+  CHECK(r.dev.stats().host_pages == 0);
+
+  r.send_pfns(0, {0x10, 0x11, 0x12, 0x10});  // the duplicate counts once
+  CHECK(r.dev.host_pages() == 3);
+  r.send_pfns(0, {0x11, 0x13});  // 0x11 again, in another chain: still one page
+  CHECK(r.dev.host_pages() == 4);
+  CHECK(r.dev.stats().counters.inflated_pages == 5);  // the per-chain counter is not a count of pages
+  r.send_pfns(1, {0x10, 0x7ff0});  // deflate one that is in and one that never was
+  CHECK(r.dev.host_pages() == 3);
+  r.drv.write(kStatus, 0);  // a reset driver has an empty balloon
+  CHECK(r.dev.host_pages() == 0);
+}
+
+TEST_CASE("balloon-huge: the host's count is in 2 MiB units") {
+  Rig r(kHugeRegions, huge_options());
+  r.bring_up(kAllFeatures | kFeatureHvmmHugePages);
+  r.send_pfns(0, {pfn_at(0), pfn_at(4ull << 20), 0x201});
+  CHECK(r.dev.host_pages() == 2);
+  r.send_pfns(1, {pfn_at(0)});
+  CHECK(r.dev.host_pages() == 1);
+}

@@ -109,6 +109,9 @@ struct VmStatus {
   uint64_t hypercalls = 0, invalid_hypercalls = 0, unhandled_accesses = 0;
   bool barrier_waiting = false;
   uint64_t barriers_passed = 0;
+  uint64_t mem_limit_bytes = 0;      // --mem-limit (0: none)
+  bool mem_limit_applied = false;    // the guest was shrunk to it
+  uint64_t mem_limit_refusals = 0;   // resizes refused for going above it
 };
 
 // Configuration and state (GET vm.info): what the VM was started with.

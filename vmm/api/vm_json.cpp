@@ -60,7 +60,8 @@ json balloon_json(const BalloonMechanismStatus& b) {
   json guest = json::object();
   for (unsigned t = 0; t < bl::kStatTags; t++)
     if (s.guest.valid_mask & (1u << t)) guest[kTagNames[t]] = s.guest.value[t];
-  json j{{"balloon_actual_bytes", uint64_t(s.actual_pages) * page},  // as the guest wrote it
+  json j{{"balloon_actual_bytes", uint64_t(s.actual_pages) * page},  // as the guest wrote it, bounded by RAM
+         {"balloon_host_bytes", uint64_t(s.host_pages) * page},     // what the host holds (its own count)
          {"balloon_target_bytes", uint64_t(s.target_pages) * page},
          {"page_bytes", page},
          {"driver_ok", b.driver_ok},
@@ -157,6 +158,8 @@ json to_json(const VmStatus& s) {
   j["unhandled_accesses"] = s.unhandled_accesses;
   j["barrier_waiting"] = s.barrier_waiting;
   j["barriers_passed"] = s.barriers_passed;
+  if (s.mem_limit_bytes)
+    j["mem_limit"] = {{"bytes", s.mem_limit_bytes}, {"applied", s.mem_limit_applied}, {"refusals", s.mem_limit_refusals}};
   return j;
 }
 

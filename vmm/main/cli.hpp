@@ -33,6 +33,7 @@ struct RunOptions {
   std::string virtio_mem_boot;  // --virtio-mem-boot SIZE; empty: --mem / 8
   std::string virtio_mem_step;  // --virtio-mem-step SIZE; empty: --mem / 16
   std::string api_sock;
+  std::string mem_limit;  // --mem-limit SIZE; empty: none
   bool quiet = false;
   std::string trace;                 // --trace FILE: replay trace for the guest's `replay` step
   std::string guest_alloc = "llfree";  // --guest-alloc llfree|buddy (the built-in guest's allocator)

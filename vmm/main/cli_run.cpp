@@ -144,6 +144,17 @@ VmConfig make_vm_config(const RunOptions& o) {
   c.mem_bytes = *mem;
   c.trace_path = o.trace;
   if (o.guest_alloc == "buddy") c.guest_alloc = "buddy";
+  if (!o.mem_limit.empty()) {
+    auto limit = parse_size(o.mem_limit, &err);
+    if (!limit) throw std::invalid_argument(fmt::format("--mem-limit {}: {}", o.mem_limit, err));
+    if (*limit % kRamAlign || *limit < kMinRam || *limit >= *mem)
+      throw std::invalid_argument(fmt::format("--mem-limit {}: must be a multiple of 2 MiB, at least {} and less than --mem",
+                                              o.mem_limit, format_size(kMinRam)));
+    if (o.reclaim == "none") throw std::invalid_argument("--mem-limit needs a reclamation mechanism (not --reclaim none)");
+    if (o.reclaim == "virtio-mem" && o.auto_reclaim_set)
+      throw std::invalid_argument("--mem-limit does not work with virtio-mem's --auto-reclaim (its policy plugs memory by itself)");
+    c.mem_limit = *limit;
+  }
   c.cpus = o.cpus;
   c.kernel_path = o.kernel;
   c.builtin_kernel = {hvmm_embedded_kernel_start, static_cast<size_t>(hvmm_embedded_kernel_end - hvmm_embedded_kernel_start)};
@@ -164,11 +175,15 @@ VmConfig make_vm_config(const RunOptions& o) {
     BalloonMechanism::Options bo;
     bo.reporting = o.auto_reclaim_set;
     bo.huge = o.reclaim == "balloon-huge";  // 2 MiB balloon pages; --auto-reclaim is free page reporting too
+    bo.deflate_on_oom = c.mem_limit == 0;   // with --mem-limit the guest must not deflate past it
     c.reclaim = std::make_shared<BalloonMechanism>(bo);
     if (o.auto_reclaim_set) c.auto_reclaim = std::chrono::milliseconds(2000);
   } else {
     c.reclaim = std::make_shared<NoReclaim>();
   }
+  if (c.hotplug_bytes && c.mem_limit && c.mem_limit < c.mem_bytes)
+    throw std::invalid_argument(fmt::format("--mem-limit {}: less than the {} of virtio-mem boot memory", o.mem_limit,
+                                            format_size(c.mem_bytes)));
   return c;
 }
 

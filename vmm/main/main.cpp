@@ -74,6 +74,9 @@ int main(int argc, char** argv) {
                   "virtio-mem --auto-reclaim: the step (default --mem/16); once per PERIOD (default 1s) it grows by 2 "
                   "steps if the guest's free memory < step/2, by 1 if < step, shrinks by 1 if > 2 steps, within "
                   "[--mem/8, --mem]");
+  run->add_option("--mem-limit", ro.mem_limit,
+                  "Cap the guest's usable memory at SIZE (< --mem): it boots shrunk to SIZE, resizes above it are "
+                  "refused, so a guest that wants more runs out of memory inside instead of getting hvmm OOM-killed");
   run->add_option("--api-sock", ro.api_sock, "Serve the control API on this Unix socket (see `hvmm ctl`)");
   run->add_flag("--quiet", ro.quiet, "No live status line and no summary");
   run->add_option("--trace", ro.trace, "Replay trace (bench/compiling/trace_convert.py) loaded as the initrd, for the `replay` step");

@@ -43,6 +43,7 @@ void BalloonMechanism::attach(VmWiring& w) {
   virtio::Balloon::Options dev_opt;
   dev_opt.reporting = opt_.reporting;
   dev_opt.huge_pages = opt_.huge;
+  dev_opt.deflate_on_oom = opt_.deflate_on_oom;
   balloon_ = std::make_unique<virtio::Balloon>(w.mem, *backend_, dev_opt);
   transport_ = &w.devices.add_virtio(*balloon_);
   w.service_cpus = 1;
@@ -58,9 +59,8 @@ void BalloonMechanism::stats_poller() {
   }
 }
 
-uint64_t BalloonMechanism::usable_bytes(uint32_t actual_pages, uint64_t page_bytes) const {
-  // `actual` is the guest's word: bounded by the VM's size before anything is computed from it.
-  return ram_bytes_ - std::min<uint64_t>(uint64_t(actual_pages) * page_bytes, ram_bytes_);
+uint64_t BalloonMechanism::usable_bytes(uint32_t pages, uint64_t page_bytes) const {
+  return ram_bytes_ - std::min<uint64_t>(uint64_t(pages) * page_bytes, ram_bytes_);
 }
 
 api::ResizeOutcome BalloonMechanism::resize(uint64_t target_bytes) {
@@ -75,31 +75,49 @@ api::ResizeOutcome BalloonMechanism::resize(uint64_t target_bytes) {
   const uint64_t page = balloon_->page_bytes();
   const auto pages = static_cast<uint32_t>((ram_bytes_ - target_bytes) / page);
   const auto start = std::chrono::steady_clock::now();
-  const uint64_t usable_before = usable_bytes(balloon_->actual_pages(), page);
+  const uint32_t host_before = balloon_->host_pages();
+  const uint64_t usable_before = usable_bytes(host_before, page);
+  const uint64_t to_move = (pages > host_before ? pages - host_before : host_before - pages) * page;
+  const auto deadline = start + opt_.deadline_base + std::chrono::seconds(to_move >> 28);  // + 1 s per 256 MiB
   balloon_->set_target_pages(pages);
-  uint32_t last = balloon_->actual_pages();
+  uint32_t last = host_before;
   auto last_move = start;
   api::ResizeOutcome out;
   out.target_bytes = target_bytes;
   for (;;) {
-    const uint32_t actual = balloon_->actual_pages();
+    // The host's count is the truth; the driver's `actual` only has to agree with it (defect 4).
+    const uint32_t host = balloon_->host_pages(), actual = balloon_->actual_pages();
     const auto now = std::chrono::steady_clock::now();
-    if (actual == pages) break;
-    if (actual != last) {
-      last = actual;
+    if (host == pages && actual == pages) break;
+    if (stop_resize_.load(std::memory_order_acquire)) {
+      out.error = "the VM is stopping";
+      break;
+    }
+    if (host != last) {
+      last = host;
       last_move = now;
-    } else if (now - last_move > opt_.stall_timeout) {
-      out.error = fmt::format(
-          "the balloon stopped at {} of {} pages ({} of {} in the balloon) for {} s: the guest is out of memory or its "
-          "driver is stuck",
-          actual, pages, format_size(uint64_t(actual) * page), format_size(uint64_t(pages) * page),
-          opt_.stall_timeout.count() / 1000);
+    } else if (now - last_move > opt_.stall_timeout || now > deadline) {
+      const char* why = now > deadline ? "did not finish before its deadline" : "stopped moving";
+      if (host == pages)
+        out.error = fmt::format("the balloon holds the {} pages asked for, but the guest's driver says {} ({}): not reached",
+                                pages, actual, why);
+      else if (actual == pages)
+        out.error = fmt::format(
+            "the guest's driver says the balloon holds {} pages, but it gave the host {} of them ({}): a broken or lying "
+            "driver",
+            actual, host, why);
+      else
+        out.error = fmt::format(
+            "the balloon {} at {} of {} pages ({} of {} in the balloon) after {} s: the guest is out of memory or its "
+            "driver is stuck",
+            why, host, pages, format_size(uint64_t(host) * page), format_size(uint64_t(pages) * page),
+            std::chrono::duration_cast<std::chrono::seconds>(now - start).count());
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  const uint64_t usable = usable_bytes(balloon_->actual_pages(), page);
+  const uint64_t usable = usable_bytes(balloon_->host_pages(), page);
   out.ok = out.error.empty();
   out.elapsed_ms = ms;
   out.usable_bytes = usable;
@@ -117,8 +135,10 @@ api::MechanismStatus BalloonMechanism::status() {
                                 .discarded_report_bytes = backend_->report_bytes.load(),
                                 .acknowledged_report_bytes = backend_->acked_report_bytes.load(),
                                 .last_resize_ms = last_resize_ms_.load()};
-  const virtio::BalloonStatus& d = b.device;
-  out.common.usable_bytes = usable_bytes(d.actual_pages, d.page_bytes);
+  virtio::BalloonStatus& d = b.device;
+  // Usable memory follows the host's own count; the guest's `actual` is reported bounded by RAM,
+  // and named in guest_lies when it was beyond (defect 4).
+  out.common.usable_bytes = usable_bytes(d.host_pages, d.page_bytes);
   out.common.target_bytes = ram_bytes_ - std::min<uint64_t>(uint64_t(d.target_pages) * d.page_bytes, ram_bytes_);
   if (d.guest.valid_mask & (1u << virtio::balloon::kStatMemFree))
     out.common.guest_free_bytes = std::min<uint64_t>(d.guest.value[virtio::balloon::kStatMemFree], ram_bytes_);
@@ -128,6 +148,7 @@ api::MechanismStatus BalloonMechanism::status() {
                                                 format_size(actual_bytes), format_size(ram_bytes_)));
   if ((d.guest.valid_mask & (1u << virtio::balloon::kStatMemFree)) && d.guest.value[virtio::balloon::kStatMemFree] > ram_bytes_)
     out.common.guest_lies.push_back("guest free memory statistic exceeds the VM's RAM");
+  d.actual_pages = static_cast<uint32_t>(std::min<uint64_t>(d.actual_pages, ram_bytes_ / d.page_bytes));
   out.detail = std::move(b);
   return out;
 }
@@ -140,14 +161,15 @@ void BalloonMechanism::start_auto(std::chrono::milliseconds) {
 std::string BalloonMechanism::status_line() {
   if (!balloon_) return name();
   const auto s = balloon_->stats();
-  std::string line = fmt::format("{} {}", name(), format_size(uint64_t(s.actual_pages) * s.page_bytes));
-  if (s.target_pages != s.actual_pages)
+  std::string line = fmt::format("{} {}", name(), format_size(uint64_t(s.host_pages) * s.page_bytes));
+  if (s.target_pages != s.host_pages)
     line += fmt::format(" (target {})", format_size(uint64_t(s.target_pages) * s.page_bytes));
   if (backend_->auto_on()) line += fmt::format(", reported {}", format_size(backend_->report_bytes.load()));
   return line;
 }
 
 void BalloonMechanism::stop() {
+  stop_resize_.store(true, std::memory_order_release);
   {
     std::lock_guard lock(poll_mu_);
     stopping_ = true;

@@ -14,6 +14,11 @@
 // (VIRTIO_BALLOON_F_HVMM_HUGE_PAGES, abi/virtio.hpp), which the built-in driver accepts: it inflates
 // and deflates 2 MiB blocks, and the target and `actual` count 2 MiB units. A driver that does not
 // accept it (a stock Linux guest) gets the 4 KiB balloon; sizes follow whatever it negotiated.
+//
+// The driver's `actual` is its own word: usable memory and a resize's success follow the host's own
+// count of ballooned pages (virtio::BalloonStatus::host_pages), and `actual` only has to agree with
+// it (issue 13, defect 4). A resize waits at most until the VM stops, the host's count stops moving
+// for Options::stall_timeout, or its deadline (defect 3).
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -32,9 +37,15 @@ class BalloonMechanism final : public ReclaimMechanism {
  public:
   struct Options {
     std::chrono::milliseconds stats_period{2000};   // how often we ask the guest for statistics
-    std::chrono::milliseconds stall_timeout{10000};  // resize fails when `actual` stops moving this long
+    // A resize fails when the host's count of ballooned pages stops moving this long (the driver
+    // is stuck, the guest out of memory, or it lies about `actual`)...
+    std::chrono::milliseconds stall_timeout{10000};
+    // ...or when it takes longer than this plus 1 s per 256 MiB moved, however it moves (a driver
+    // that keeps inflating and deflating must not hold the resize forever).
+    std::chrono::milliseconds deadline_base{10000};
     bool reporting = false;                          // offer VIRTIO_BALLOON_F_REPORTING (--auto-reclaim)
     bool huge = false;                               // offer 2 MiB balloon pages (balloon-huge)
+    bool deflate_on_oom = true;                      // off with --mem-limit: the guest must not take pages back
   };
   BalloonMechanism() : BalloonMechanism(Options{}) {}
   explicit BalloonMechanism(Options opt);
@@ -51,8 +62,8 @@ class BalloonMechanism final : public ReclaimMechanism {
  private:
   class Backend;
   void stats_poller();
-  // RAM minus what the guest says is in the balloon (bounded by RAM); pages of page_bytes.
-  uint64_t usable_bytes(uint32_t actual_pages, uint64_t page_bytes) const;
+  // RAM minus `pages` balloon pages of page_bytes (bounded by RAM: `pages` may be the guest's word).
+  uint64_t usable_bytes(uint32_t pages, uint64_t page_bytes) const;
 
   Options opt_;
   const GuestMemory* mem_ = nullptr;
@@ -64,7 +75,8 @@ class BalloonMechanism final : public ReclaimMechanism {
   std::atomic<uint64_t> last_resize_ms_{0};
   std::mutex poll_mu_;
   std::condition_variable poll_cv_;
-  bool stopping_ = false;
+  bool stopping_ = false;  // guarded by poll_mu_
+  std::atomic<bool> stop_resize_{false};  // stop(): a running resize returns at once
   std::thread poller_;
 };
 

@@ -50,7 +50,8 @@ class ReclaimMechanism {
   virtual void start_auto(std::chrono::milliseconds period) = 0;
   // A few words for the live status line, e.g. "reclaimed 1.2 GiB, 14 installs".
   virtual std::string status_line() = 0;
-  // Stops background work; called before the VM is torn down.
+  // Stops background work and makes a running resize return (it fails: the VM is stopping);
+  // called when the VM stops, before it is torn down, and again by the destructor (idempotent).
   virtual void stop() = 0;
 };
 

@@ -169,6 +169,10 @@ api::ResizeOutcome VirtioMemMechanism::resize(uint64_t target_bytes) {
     const uint64_t now_usable = usable_bytes();
     const auto now = std::chrono::steady_clock::now();
     if (now_usable == want) break;
+    if (stop_resize_.load(std::memory_order_acquire)) {
+      out.error = "the VM is stopping";
+      break;
+    }
     if (now_usable != last) {
       last = now_usable;
       last_move = now;
@@ -282,6 +286,7 @@ std::string VirtioMemMechanism::status_line() {
 }
 
 void VirtioMemMechanism::stop() {
+  stop_resize_.store(true, std::memory_order_release);
   {
     std::lock_guard lock(auto_mu_);
     stopping_ = true;

@@ -74,6 +74,7 @@ class VirtioMemMechanism final : public ReclaimMechanism {
   std::mutex auto_mu_;
   std::condition_variable auto_cv_;
   bool stopping_ = false, auto_kick_ = false;
+  std::atomic<bool> stop_resize_{false};  // stop(): a running resize returns at once
   std::chrono::steady_clock::time_point last_urgent_{};  // the guest's last out-of-memory report
   std::thread auto_thread_;
 };
