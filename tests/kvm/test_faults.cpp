@@ -77,7 +77,7 @@ TEST_CASE("faults: SIGTERM during a balloon resize that waits for the guest: exi
   TempFile dir("unused", "");
   const std::string sock = dir.dir() + "/api.sock";
   // 75% of RAM in use: the balloon cannot reach 240 MiB and the resize waits.
-  auto r = signal_during({"run", "--mem", "256M", "--cpus", "1", "--reclaim", "balloon", "--quiet", "--api-sock", sock,
+  auto r = signal_during({"run", "--mem", "256M", "--mem-min", "16M", "--cpus", "1", "--reclaim", "balloon", "--quiet", "--api-sock", sock,
                           "--workload", "alloc 75%; sleep 30s"},
                          sock, "alloc:", "16M", SIGTERM, 1500ms);
   check_clean_exit(r, "SIGTERM");
@@ -89,7 +89,7 @@ TEST_CASE("faults: SIGINT during a balloon-huge resize: exit within 1 s", "[kvm]
   HVMM_REQUIRE_KVM();
   TempFile dir("unused", "");
   const std::string sock = dir.dir() + "/api.sock";
-  auto r = signal_during({"run", "--mem", "256M", "--cpus", "1", "--reclaim", "balloon-huge", "--quiet", "--api-sock",
+  auto r = signal_during({"run", "--mem", "256M", "--mem-min", "16M", "--cpus", "1", "--reclaim", "balloon-huge", "--quiet", "--api-sock",
                           sock, "--workload", "alloc 75%; sleep 30s"},
                          sock, "alloc:", "16M", SIGINT, 1500ms);
   check_clean_exit(r, "SIGINT");
@@ -126,7 +126,7 @@ TEST_CASE("faults: a balloon driver that cannot answer: the resize gives up in b
   const std::string sock = dir.dir() + "/api.sock";
   ProcessResult resize;
   std::chrono::duration<double> took{};
-  auto r = run_hvmm({"run", "--mem", "256M", "--cpus", "1", "--reclaim", "balloon", "--quiet", "--api-sock", sock,
+  auto r = run_hvmm({"run", "--mem", "256M", "--mem-min", "16M", "--cpus", "1", "--reclaim", "balloon", "--quiet", "--api-sock", sock,
                      "--workload", "alloc 75%; sleep 40s"},
                     60'000ms, [&](ChildProcess& c) {
                       if (!c.wait_for_stdout("alloc:", 40'000ms)) return;

@@ -88,7 +88,7 @@ TEST_CASE("hostile: garbage to every I/O port", "[kvm][hostile]") {
 
 TEST_CASE("hostile: garbage to every virtio-mmio register (balloon)", "[kvm][hostile]") {
   HVMM_REQUIRE_KVM();
-  auto a = attack({"--mem", "256M", "--cpus", "1", "--reclaim", "balloon"}, "hostile-mmio");
+  auto a = attack({"--mem", "256M", "--mem-min", "16M", "--cpus", "1", "--reclaim", "balloon"}, "hostile-mmio");
   check_survived(a);
   CHECK_THAT(a.vm.out, Catch::Contains("hostile-mmio:"));
   INFO(a.status->dump());
@@ -105,7 +105,7 @@ TEST_CASE("hostile: garbage to every virtio-mmio register (virtio-mem)", "[kvm][
 
 TEST_CASE("hostile: malicious virtqueues on the balloon", "[kvm][hostile]") {
   HVMM_REQUIRE_KVM();
-  auto a = attack({"--mem", "256M", "--cpus", "1", "--reclaim", "balloon", "--auto-reclaim"}, "hostile-virtq");
+  auto a = attack({"--mem", "256M", "--mem-min", "16M", "--cpus", "1", "--reclaim", "balloon", "--auto-reclaim"}, "hostile-virtq");
   check_survived(a);
   CHECK_THAT(a.vm.out, Catch::Contains("hostile-virtq: 8 malicious"));
   INFO(a.status->dump());
@@ -146,7 +146,7 @@ TEST_CASE("hostile: malformed, overlapping and out-of-range registrations", "[kv
 TEST_CASE("hostile: the guest corrupts its allocator words while the host reclaims and resizes", "[kvm][hostile]") {
   HVMM_REQUIRE_KVM();
   int resizes = 0, answered = 0;
-  auto a = attack({"--mem", "512M", "--cpus", "2", "--auto-reclaim=50ms"}, "hostile-words 4s",
+  auto a = attack({"--mem", "512M", "--mem-min", "64M", "--cpus", "2", "--auto-reclaim=50ms"}, "hostile-words 4s",
                   [&](const std::string& sock, const std::atomic<bool>& over) {
                     // A resize storm against the garbage words: every answer is fine, a hang or crash is not.
                     for (int i = 0; !over; i++) {
@@ -174,7 +174,7 @@ TEST_CASE("hostile: a balloon driver that claims the target without inflating do
   ProcessResult resize;
   std::optional<json> status;
   // 75% in use: the real driver stops at what is free, the liar claims all of the target.
-  auto r = run_hvmm({"run", "--mem", "256M", "--cpus", "1", "--reclaim", "balloon", "--quiet", "--api-sock", sock,
+  auto r = run_hvmm({"run", "--mem", "256M", "--mem-min", "16M", "--cpus", "1", "--reclaim", "balloon", "--quiet", "--api-sock", sock,
                      "--workload", "alloc 75%; hostile-balloon-actual 40s"},
                     kAttackLimit, [&](ChildProcess& c) {
                       if (!c.wait_for_stdout("alloc:", 40'000ms)) return;
