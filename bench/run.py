@@ -38,12 +38,31 @@ def newest(out: Path, bench: str) -> Path:
     return dirs[-1]
 
 
+def build_limits(hvmm: str, want: Path) -> Path:
+    """The inflate benchmark's host limits probe, built in hvmm's own build tree when it is missing
+    (scripts/run.sh builds only hvmm); one line and exit 2 when that cannot be done."""
+    build = Path(hvmm).resolve().parent
+    cmd = ["cmake", "--build", str(build), "--target", "hvmm_limits", "-j2"]
+    print(f"run.py: building the limits probe: {' '.join(cmd)}", flush=True)
+    import subprocess
+    try:
+        ok = subprocess.run(cmd, capture_output=True, text=True, timeout=900).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    if not ok or not want.exists():
+        sys.exit(f"run.py: the limits probe {want} is missing and `{' '.join(cmd)}` did not build it; "
+                 "build it yourself or pass --limits PATH")
+    return want
+
+
 def run_inflate(args) -> int:
     from inflate import bench, plots
     if args.action in ("bench", "bench-plot"):
         hvmm = find_hvmm(args.hvmm)
         from lib import limits
         limits_bin = Path(args.limits) if args.limits else limits.default_path(hvmm)
+        if not limits_bin.exists():
+            limits_bin = build_limits(hvmm, limits_bin)
         d = bench.run(hvmm, limits_bin, str(args.out), args.short)
     else:
         d = Path(args.dir) if args.dir else newest(Path(args.out), "inflate")
@@ -95,7 +114,26 @@ RUNNERS = {"inflate": run_inflate, "compiling": lambda a: run_replay_bench(a, "c
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description="hvmm benchmarks (the HyperAlloc artifact's run.py)")
+    ap = argparse.ArgumentParser(
+        description="hvmm benchmarks (the HyperAlloc artifact's run.py). Results: <out>/<benchmark>/<timestamp>/ "
+                    "(raw data, metadata.json, summary, plots).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""actions:
+  bench-plot   run the benchmark, then draw its plots
+  bench        run only
+  plot         redraw the plots of a result directory (--dir, default: the newest)
+
+benchmarks (every mechanism side by side in one run; --short in brackets):
+  inflate    shrink/grow latency and reuse after grow, 16 GiB VM, N = 4 and 12 GiB [N = 4, 2 reps]
+  compiling  the kernel-build trace replayed in a 16 GiB VM; footprint in GiB*min per candidate
+             [memory x4, time /30 instead of x8, /6]
+  multivm    three replaying VMs, staggered and all at once; summed footprint [memory x2, time /48]
+  stream     STREAM copy bandwidth while the VM is shrunk to 2 GiB and grown back, 16 GiB VM, 120 s
+             [8 GiB, 40 s]
+  ftq        FTQ work per 1 ms quantum under the same schedule [8 GiB, 40 s]
+  all        every benchmark above, one after the other
+
+Exit status: 0 when every candidate ran, 1 when one failed (it is in the table as FAILED).""")
     ap.add_argument("action", choices=("bench-plot", "bench", "plot"))
     ap.add_argument("benchmark", choices=ALL + ("all",))
     ap.add_argument("--short", action="store_true", help="fewer sizes and repetitions")
