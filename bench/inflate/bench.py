@@ -1,7 +1,6 @@
 """inflate: runs every VM of the benchmark and writes raw data, metadata and the summary."""
 from __future__ import annotations
 
-import csv
 import json
 import sys
 import traceback
@@ -30,10 +29,7 @@ def _save_record(raw: Path, rec: dict) -> None:
     name = f"{rec['mechanism']}_{rec['n_gib']}g_r{rec['rep']}"
     samples = rec.pop("rss_samples", None)
     if samples:
-        with open(raw / f"{name}_rss.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["t_s", "rss_bytes"])
-            w.writerows(samples)
+        results.write_rss_csv(raw / f"{name}_rss.csv", samples)
     results.write_json(raw / f"{name}.json", rec)
 
 

@@ -6,7 +6,6 @@ the step ends at `duration`. The resize moments are recorded as the host saw the
 each request), on the guest's time axis."""
 from __future__ import annotations
 
-import csv
 import sys
 import time
 import traceback
@@ -162,10 +161,7 @@ def table(kind: str, rows: list[dict]) -> str:
 def _save(raw: Path, rec: dict) -> None:
     samples_ = rec.pop("rss_samples", None)
     if samples_:
-        with open(raw / f"{rec['candidate']}_rss.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["t_s", "rss_bytes"])
-            w.writerows(samples_)
+        results.write_rss_csv(raw / f"{rec['candidate']}_rss.csv", samples_)
         rec["rss_csv"] = f"{rec['candidate']}_rss.csv"
     (raw / f"{rec['candidate']}_guest.txt").write_text(rec.get("guest_output", ""))
     results.write_json(raw / f"{rec['candidate']}.json", {k: v for k, v in rec.items() if k != "guest_output"})

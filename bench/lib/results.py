@@ -38,6 +38,15 @@ def result_dir(bench: str, base: str = "results") -> Path:
     return d
 
 
+def write_rss_csv(path: Path, samples) -> None:
+    """RSS samples [(t_s, bytes)] as CSV with a header."""
+    import csv
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["t_s", "rss_bytes"])
+        w.writerows(samples)
+
+
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n")
 
