@@ -13,7 +13,7 @@ namespace guest {
 // The default when no --workload is given: a demo whose memory demand rises and falls, so that
 // with --auto-reclaim the host footprint visibly follows it (and without, visibly does not).
 const char* const kDefaultWorkload =
-    "echo hvmm demo: the guest allocates, holds and frees memory in phases (about 40 s);"
+    "echo hvmm demo: the guest allocates, holds and frees memory in phases (about 35-45 s);"
     "echo watch host RSS on the status line - with --auto-reclaim it follows the guest's demand;"
     "info;"
     "echo phase 1/3: allocate and touch 25% of RAM, hold it 5 s; alloc 25%; sleep 5s;"

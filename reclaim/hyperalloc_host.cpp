@@ -57,8 +57,8 @@ void HyperallocHost::start_auto(std::chrono::milliseconds period) {
 
 void HyperallocHost::auto_thread() {
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [this] { return stopped_ || owned_zone_; });
-  if (stopped_) return;
+  cv_.wait(lock, [this] { return stopped_ || auto_cancel_ || owned_zone_; });
+  if (stopped_ || auto_cancel_) return;
   auto_ = std::make_unique<AutoReclaim>(*owned_zone_, auto_cfg_);
   AutoReclaim& policy = *auto_;
   lock.unlock();
@@ -72,7 +72,23 @@ void HyperallocHost::stop() {
     if (auto_) auto_->stop();
   }
   cv_.notify_all();
+  std::lock_guard join(join_mu_);
   if (auto_thread_.joinable()) auto_thread_.join();
+}
+
+void HyperallocHost::stop_auto() {
+  std::lock_guard join(join_mu_);
+  {
+    std::lock_guard lock(mu_);
+    if (!auto_thread_.joinable()) return;
+    auto_cancel_ = true;
+    if (auto_) auto_->stop();
+  }
+  cv_.notify_all();
+  auto_thread_.join();
+  std::lock_guard lock(mu_);
+  auto_.reset();
+  auto_cancel_ = false;
 }
 
 HyperallocStatus HyperallocHost::status() const {

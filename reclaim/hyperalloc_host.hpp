@@ -57,6 +57,9 @@ class HyperallocHost {
   void start_auto(std::chrono::milliseconds period);
   // Stops the auto-reclaim thread; idempotent.
   void stop();
+  // Stops the auto-reclaim thread so that start_auto() can start it again (with a new period); its
+  // statistics start afresh then. Frames it soft-reclaimed stay so (the guest installs them on use).
+  void stop_auto();
 
   HyperallocStatus status() const;
   // nullptr until the guest registered; then valid for this object's lifetime.
@@ -77,6 +80,8 @@ class HyperallocHost {
   std::unique_ptr<AutoReclaim> auto_;  // created by the auto thread once the zone exists
   std::thread auto_thread_;
   bool stopped_ = false;
+  bool auto_cancel_ = false;  // stop_auto(): the auto thread ends, the host goes on
+  std::mutex join_mu_;        // stop() and stop_auto() may both want to join the auto thread
   std::optional<uint64_t> target_;
   std::mutex resize_mu_;  // one resize at a time
 };

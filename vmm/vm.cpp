@@ -275,18 +275,22 @@ api::AutoReclaimOutcome Vm::set_auto_reclaim(const api::AutoReclaimRequest& req)
   if (std::string_view(reclaim_->name()) == "none")
     return refuse(api::ErrorCode::kUnsupported, "--reclaim none has no automatic reclamation");
   std::lock_guard lock(auto_mu_);
+  const std::string_view mech = reclaim_->name();
   const auto period = req.period.value_or(auto_period_.value_or(cfg_.auto_reclaim_default));
-  if (req.enabled && auto_period_ && *auto_period_ != period)
-    return refuse(api::ErrorCode::kUnsupported,
-                  fmt::format("auto-reclaim runs every {} ms; changing the period of a running auto-reclaim is not "
-                              "built yet", auto_period_->count()));
-  if (!req.enabled && auto_period_)
-    return refuse(api::ErrorCode::kUnsupported, "switching a running auto-reclaim off is not built yet");
+  // Off, or a new period: the running mode stops first (a new period starts it again below).
+  if (auto_period_ && (!req.enabled || *auto_period_ != period)) {
+    if (!reclaim_->stop_auto())
+      return refuse(api::ErrorCode::kUnsupported, fmt::format("{} cannot stop its automatic reclamation", mech));
+    auto_period_.reset();
+  }
   if (req.enabled && !auto_period_) {
     // The balloons' free page reporting is a feature the guest's driver negotiates at boot.
-    if (std::string_view(reclaim_->name()).starts_with("balloon"))
+    if (mech.starts_with("balloon") && !cfg_.auto_reclaim)
       return refuse(api::ErrorCode::kUnsupported,
                     "the balloon's free page reporting is negotiated at boot: start the VM with --auto-reclaim");
+    if (mech == "virtio-mem" && cfg_.mem_limit)
+      return refuse(api::ErrorCode::kUnsupported,
+                    "virtio-mem's automatic mode plugs memory by itself, which --mem-limit does not allow");
     reclaim_->start_auto(period);
     auto_period_ = period;
   }

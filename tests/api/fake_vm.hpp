@@ -23,6 +23,7 @@ struct FakeVm : VmApi {
   bool block_resize = false;
   int resizes_waiting = 0;
   std::optional<uint64_t> auto_ms;
+  bool auto_supported = true;  // false: like --reclaim none
 
   VmStatus status() override {
     VmStatus s;
@@ -80,11 +81,13 @@ struct FakeVm : VmApi {
   AutoReclaimOutcome set_auto_reclaim(const AutoReclaimRequest& req) override {
     std::lock_guard lock(mu);
     AutoReclaimOutcome o;
-    if (!req.enabled && auto_ms) {
-      o.error = "switching a running auto-reclaim off is not built yet";
+    if (!auto_supported) {
+      o.code = ErrorCode::kUnsupported;
+      o.error = "this mechanism has no automatic mode";
       return o;
     }
     if (req.enabled) auto_ms = req.period ? uint64_t(req.period->count()) : 500;
+    else auto_ms.reset();
     o.ok = true;
     o.period_ms = auto_ms;
     return o;

@@ -97,11 +97,16 @@ TEST_CASE("every error code is reachable and has its status and a message") {
   const auto big = api.handle("PUT", "/api/v1/vm.resize", std::string(kMaxBodyBytes + 1, ' '));
   CHECK(big.status == 413);
   CHECK(error_code(big) == "payload_too_large");
-  // unsupported: auto-reclaim cannot be switched off once running (here: the fake says so).
+  // auto-reclaim on, a new period, off; unsupported where the mechanism has no automatic mode.
   CHECK(api.handle("PUT", "/api/v1/vm.auto-reclaim", R"({"enabled":true})").status == 200);
-  const auto off = api.handle("PUT", "/api/v1/vm.auto-reclaim", R"({"enabled":false})");
-  CHECK(off.status == 501);
-  CHECK(error_code(off) == "unsupported");
+  const auto period = api.handle("PUT", "/api/v1/vm.auto-reclaim", R"({"enabled":true,"period":"2s"})");
+  CHECK(period.status == 200);
+  CHECK(body(period)["period_ms"] == 2000);
+  CHECK(api.handle("PUT", "/api/v1/vm.auto-reclaim", R"({"enabled":false})").status == 200);
+  vm.auto_supported = false;
+  const auto none = api.handle("PUT", "/api/v1/vm.auto-reclaim", R"({"enabled":true})");
+  CHECK(none.status == 501);
+  CHECK(error_code(none) == "unsupported");
   // stopping and internal come from the VM and from exceptions; their table entries are checked below.
   CHECK(error_info(ErrorCode::kStopping).http_status == 503);
   CHECK(error_info(ErrorCode::kInternal).http_status == 500);

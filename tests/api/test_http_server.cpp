@@ -117,7 +117,13 @@ TEST_CASE("ctl round trips over HTTP: ping, status, info, resize, auto-reclaim, 
 
   CHECK(ctl(sock, {"auto-reclaim", "on", "2s"}).code == kCtlOk);
   CHECK(vm.auto_ms == 2000u);
-  CHECK(ctl(sock, {"auto-reclaim", "off"}).code == kCtlRefused);
+  CHECK(ctl(sock, {"auto-reclaim", "off"}).code == kCtlOk);
+  {
+    std::lock_guard lock(vm.mu);  // the server's threads read it
+    CHECK_FALSE(vm.auto_ms.has_value());
+    vm.auto_supported = false;
+  }
+  CHECK(ctl(sock, {"auto-reclaim", "on"}).code == kCtlRefused);
   CHECK(ctl(sock, {"continue"}).code == kCtlOk);
   CHECK(vm.continues == 1);
   CHECK_THAT(ctl(sock, {"metrics"}).out, Catch::Contains("hvmm_resize_duration_seconds_count 1\n"));

@@ -60,6 +60,14 @@ class ApiConformance(unittest.TestCase):
         self.assertIn(code, DOC["components"]["schemas"]["ErrorCode"]["enum"])
         self.assertIn(f"{code} {status}", DOC["components"]["schemas"]["ErrorCode"]["description"].replace("\n", " "))
 
+    def test_unsupported(self):
+        # --reclaim none has no automatic mode.
+        with Vm(HVMM, mem="256M", cpus=1, reclaim="none", workload="barrier") as vm:
+            vm.wait_barrier(passed=0, timeout=60)
+            self.check_error(raw(vm.sock, "PUT", "/api/v1/vm.auto-reclaim", b'{"enabled":true}',
+                                 {"Content-Type": "application/json"}), "unsupported")
+            vm.cont()
+
     def test_every_endpoint_and_error(self):
         # 2 GiB, floor 256 MiB; the guest holds 1 GiB at the first barrier and nothing at the second.
         with Vm(HVMM, mem="2G", cpus=1, workload="alloc 1G; barrier; free; barrier; sleep 60s") as vm:
@@ -110,7 +118,14 @@ class ApiConformance(unittest.TestCase):
             self.assertEqual(on[0], 200, on)
             validate(json.loads(on[2]), "AutoReclaimState")
             self.assertEqual(get("/api/v1/vm.info", "VmInfo")["auto_reclaim"], {"enabled": True, "period_ms": 1000})
-            self.check_error(put("/api/v1/vm.auto-reclaim", '{"enabled":false}'), "unsupported")
+            # A new period at run time, then off.
+            again = put("/api/v1/vm.auto-reclaim", '{"enabled":true,"period":"200ms"}')
+            self.assertEqual(again[0], 200, again)
+            self.assertEqual(get("/api/v1/vm.info", "VmInfo")["auto_reclaim"], {"enabled": True, "period_ms": 200})
+            off = put("/api/v1/vm.auto-reclaim", '{"enabled":false}')
+            self.assertEqual(off[0], 200, off)
+            validate(json.loads(off[2]), "AutoReclaimState")
+            self.assertFalse(get("/api/v1/vm.info", "VmInfo")["auto_reclaim"]["enabled"])
 
             self.assertEqual(raw(s, "PUT", "/api/v1/vm.continue")[0], 204)
             vm.wait_barrier(passed=1, timeout=60)

@@ -197,3 +197,54 @@ TEST_CASE("hyperalloc: hostile registrations and installs are refused, the VM ru
   CHECK_THAT(r.err, Catch::Contains("install of a frame outside the zone"));
   CHECK_THAT(r.out, Catch::Contains("verify: ok"));
 }
+
+TEST_CASE("kvm/hyperalloc: auto-reclaim switched on, re-periodded and off at run time through the API", "[kvm]") {
+  HVMM_REQUIRE_KVM();
+  TempFile dir("unused", "");
+  const std::string sock = dir.dir() + "/api.sock";
+  std::optional<double> seconds_to_low;
+  std::optional<uint64_t> rss_after_off_alloc, rss_later;
+  ProcessResult on, period, off, cont1;
+  std::optional<nlohmann::json> st_period, st_off;
+  auto r = run_hvmm({"run", "--mem", "2G", "--cpus", "1", "--quiet", "--api-sock", sock, "--workload",
+                     "alloc 1G; free; barrier; alloc 512M; free; echo freed again; barrier"},
+                    90'000ms, [&](ChildProcess& c) {
+                      if (!c.wait_for_stdout("barrier: waiting", 60'000ms)) return;
+                      on = ctl(sock, {"auto-reclaim", "on", "100ms"});
+                      auto t0 = std::chrono::steady_clock::now();
+                      while (std::chrono::steady_clock::now() - t0 < 15s && c.running()) {
+                        if (auto rss = c.rss_kib(); rss && *rss < 512 * kMiB) {
+                          seconds_to_low = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                          break;
+                        }
+                        std::this_thread::sleep_for(50ms);
+                      }
+                      period = ctl(sock, {"auto-reclaim", "on", "200ms"});
+                      st_period = ctl_status(sock);
+                      off = ctl(sock, {"auto-reclaim", "off"});
+                      st_off = ctl_status(sock);
+                      cont1 = ctl(sock, {"continue"});
+                      // The guest allocates and frees 512 MiB again; with auto-reclaim off it stays.
+                      if (!c.wait_for_stdout("freed again", 60'000ms)) return;
+                      rss_after_off_alloc = c.rss_kib();
+                      std::this_thread::sleep_for(2s);  // 10 periods of the old auto-reclaim
+                      rss_later = c.rss_kib();
+                      ctl(sock, {"shutdown"});
+                    });
+  INFO(r.describe());
+  INFO("on: " << on.describe() << "\nperiod: " << period.describe() << "\noff: " << off.describe());
+  CHECK(on.status == 0);
+  REQUIRE(seconds_to_low.has_value());  // switched on at run time, it took the freed 1 GiB back
+  CHECK(period.status == 0);
+  REQUIRE(st_period.has_value());
+  CHECK((*st_period)["detail"]["auto_reclaim"]["period_ms"] == 200);
+  CHECK(off.status == 0);
+  REQUIRE(st_off.has_value());
+  CHECK_FALSE((*st_off)["detail"].contains("auto_reclaim"));
+  REQUIRE(rss_after_off_alloc.has_value());
+  REQUIRE(rss_later.has_value());
+  CHECK(*rss_after_off_alloc > 400 * kMiB);
+  CHECK(*rss_later > *rss_after_off_alloc - 64 * kMiB);  // nothing taken back any more
+  CHECK(r.exited);
+  CHECK(r.status == 0);
+}

@@ -158,6 +158,12 @@ void BalloonMechanism::start_auto(std::chrono::milliseconds) {
   if (backend_) backend_->set_auto(true);
 }
 
+bool BalloonMechanism::stop_auto() {
+  // Reports go on (the guest negotiated them at boot); the host acknowledges them and keeps the memory.
+  if (backend_) backend_->set_auto(false);
+  return true;
+}
+
 std::string BalloonMechanism::status_line() {
   if (!balloon_) return name();
   const auto s = balloon_->stats();

@@ -27,6 +27,11 @@ void HyperallocMechanism::attach(VmWiring& w) {
 
 void HyperallocMechanism::start_auto(std::chrono::milliseconds period) { host_->start_auto(period); }
 
+bool HyperallocMechanism::stop_auto() {
+  if (host_) host_->stop_auto();
+  return true;
+}
+
 void HyperallocMechanism::stop() {
   if (host_) host_->stop();
 }

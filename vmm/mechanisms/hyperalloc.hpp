@@ -18,6 +18,7 @@ class HyperallocMechanism final : public ReclaimMechanism {
   api::MechanismStatus status() override;
   api::ResizeOutcome resize(uint64_t target_bytes) override;
   void start_auto(std::chrono::milliseconds period) override;
+  bool stop_auto() override;
   std::string status_line() override;
   void stop() override;
 

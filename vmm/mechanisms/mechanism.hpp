@@ -44,10 +44,14 @@ class ReclaimMechanism {
   virtual api::MechanismStatus status() = 0;
   // Sets the guest's usable memory; blocks until reached or failed.
   virtual api::ResizeOutcome resize(uint64_t target_bytes) = 0;
-  // Starts automatic reclamation (period: how often it looks). Called at most once (the VM
+  // Starts automatic reclamation (period: how often it looks). Called while it is not running (the VM
   // serialises it): from the VMM's main thread before the vCPUs start (--auto-reclaim), or later from
   // an API thread (PUT vm.auto-reclaim).
   virtual void start_auto(std::chrono::milliseconds period) = 0;
+  // Stops automatic reclamation, so that start_auto() may start it again (PUT vm.auto-reclaim: off,
+  // or a new period). Returns false when this mechanism cannot (nothing changed then). The VM
+  // serialises it with start_auto(); it may race with stop().
+  virtual bool stop_auto() { return false; }
   // A few words for the live status line, e.g. "reclaimed 1.2 GiB, 14 installs".
   virtual std::string status_line() = 0;
   // Stops background work and makes a running resize return (it fails: the VM is stopping);

@@ -234,7 +234,12 @@ uint64_t VirtioMemMechanism::auto_target(uint64_t usable, uint64_t free, uint64_
 }
 
 void VirtioMemMechanism::start_auto(std::chrono::milliseconds period) {
+  std::lock_guard join(join_mu_);
   if (!dev_ || auto_thread_.joinable()) return;
+  {
+    std::lock_guard lock(auto_mu_);
+    if (stopping_) return;  // stop() came first: a thread started now would never be joined
+  }
   auto_period_ms_.store(static_cast<uint64_t>(period.count()));
   auto_on_.store(true, std::memory_order_release);
   auto_thread_ = std::thread([this, period] { auto_loop(period); });
@@ -247,8 +252,8 @@ void VirtioMemMechanism::auto_loop(std::chrono::milliseconds period) {
   const uint64_t lo = std::max({boot_, (total_ / 8 + block - 1) / block * block, (opt_.floor + block - 1) / block * block});
   std::unique_lock lock(auto_mu_);
   for (;;) {
-    auto_cv_.wait_for(lock, period, [this] { return stopping_ || auto_kick_; });
-    if (stopping_) return;
+    auto_cv_.wait_for(lock, period, [this] { return stopping_ || auto_cancel_ || auto_kick_; });
+    if (stopping_ || auto_cancel_) return;
     // The guest ran out of memory (kicked): grow now, whatever free memory it reported — its free
     // frames may be too fragmented, or held by another CPU, for the allocation that failed.
     const bool urgent = auto_kick_;
@@ -292,7 +297,23 @@ void VirtioMemMechanism::stop() {
     stopping_ = true;
   }
   auto_cv_.notify_all();
+  std::lock_guard join(join_mu_);
   if (auto_thread_.joinable()) auto_thread_.join();
+}
+
+bool VirtioMemMechanism::stop_auto() {
+  std::lock_guard join(join_mu_);
+  if (!auto_thread_.joinable()) return true;
+  {
+    std::lock_guard lock(auto_mu_);
+    auto_cancel_ = true;
+  }
+  auto_cv_.notify_all();
+  auto_thread_.join();
+  auto_on_.store(false, std::memory_order_release);
+  std::lock_guard lock(auto_mu_);
+  auto_cancel_ = false;
+  return true;
 }
 
 }  // namespace hvmm

@@ -44,6 +44,7 @@ class VirtioMemMechanism final : public ReclaimMechanism {
   api::MechanismStatus status() override;
   api::ResizeOutcome resize(uint64_t target_bytes) override;
   void start_auto(std::chrono::milliseconds period) override;
+  bool stop_auto() override;
   std::string status_line() override;
   void stop() override;
 
@@ -74,6 +75,8 @@ class VirtioMemMechanism final : public ReclaimMechanism {
   std::mutex auto_mu_;
   std::condition_variable auto_cv_;
   bool stopping_ = false, auto_kick_ = false;
+  bool auto_cancel_ = false;  // stop_auto(): the policy thread ends, the device goes on
+  std::mutex join_mu_;        // stop() and stop_auto() may both want to join the policy thread
   std::atomic<bool> stop_resize_{false};  // stop(): a running resize returns at once
   std::chrono::steady_clock::time_point last_urgent_{};  // the guest's last out-of-memory report
   std::thread auto_thread_;
