@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The control API with curl: boot a VM with a control socket, then ping, info, shrink and grow it,
-# read its counters and its Prometheus metrics, and shut it down - each request printed before its
+# switch automatic reclamation on and off, read its counters and its Prometheus metrics, and shut it down - each request printed before its
 # answer. Any HTTP client that speaks Unix sockets works the same way (api/openapi.yaml).
 #
 #   examples/curl.sh [path/to/hvmm]
@@ -26,6 +26,8 @@ api GET /api/v1/vm.info
 api PUT /api/v1/vm.resize '{"size":"1G"}'
 api PUT /api/v1/vm.resize '{"size":"4G"}'
 api PUT /api/v1/vm.resize '{"size":"100M"}'   # below the floor (--mem-min, 256 MiB): refused
+api PUT /api/v1/vm.auto-reclaim '{"enabled":true,"period":"200ms"}'
+api PUT /api/v1/vm.auto-reclaim '{"enabled":false}'
 api GET /api/v1/vm.counters
 PICK='^hvmm_(host_rss_bytes|guest_free_bytes|usable_bytes|detail_(soft|hard)_bytes|detail_installs|resize_duration_seconds_(bucket\{le="0.01"\}|count|sum)) '
 echo "\$ curl --unix-socket $SOCK http://localhost/metrics | grep -E '$PICK'"
