@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The control API with curl: boot a VM with a control socket, then ping, info, shrink and grow it,
-# switch automatic reclamation on and off, read its counters and its Prometheus metrics, and shut it down - each request printed before its
-# answer. Any HTTP client that speaks Unix sockets works the same way (api/openapi.yaml).
+# switch automatic reclamation on and off, read its counters and its Prometheus metrics, and shut it
+# down - each request printed before its answer. Any HTTP client that speaks Unix sockets works the same way (api/openapi.yaml).
 #
 #   examples/curl.sh [path/to/hvmm]
 set -euo pipefail
