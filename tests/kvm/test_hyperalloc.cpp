@@ -198,7 +198,7 @@ TEST_CASE("hyperalloc: hostile registrations and installs are refused, the VM ru
   CHECK_THAT(r.out, Catch::Contains("verify: ok"));
 }
 
-TEST_CASE("kvm/hyperalloc: auto-reclaim switched on, re-periodded and off at run time through the API", "[kvm]") {
+TEST_CASE("hyperalloc: auto-reclaim switched on, given a new period and switched off at run time through the API", "[kvm]") {
   HVMM_REQUIRE_KVM();
   TempFile dir("unused", "");
   const std::string sock = dir.dir() + "/api.sock";
