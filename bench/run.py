@@ -55,22 +55,34 @@ def build_limits(hvmm: str, want: Path) -> Path:
     return want
 
 
+def run_or_find(args, name: str, run) -> Path:
+    """bench / bench-plot: runs the benchmark (`run()` returns its result directory); plot: the
+    directory to redraw (--dir, else the newest)."""
+    if args.action in ("bench", "bench-plot"):
+        return run()
+    return Path(args.dir) if args.dir else newest(Path(args.out), name)
+
+
+def draw(args, name: str, plots, d: Path, summary) -> None:
+    if args.action in ("plot", "bench-plot"):
+        for p in plots.draw(d, summary):
+            print(f"{name}: plot {p}")
+
+
 def run_inflate(args) -> int:
     from inflate import bench, plots
-    if args.action in ("bench", "bench-plot"):
+
+    def run() -> Path:
         hvmm = find_hvmm(args.hvmm)
         from lib import limits
         limits_bin = Path(args.limits) if args.limits else limits.default_path(hvmm)
         if not limits_bin.exists():
             limits_bin = build_limits(hvmm, limits_bin)
-        d = bench.run(hvmm, limits_bin, str(args.out), args.short)
-    else:
-        d = Path(args.dir) if args.dir else newest(Path(args.out), "inflate")
-    if args.action in ("plot", "bench-plot"):
-        _, summary = bench.load(d)
-        for p in plots.draw(d, summary):
-            print(f"inflate: plot {p}")
-    rows, _ = bench.load(d)
+        return bench.run(hvmm, limits_bin, str(args.out), args.short)
+
+    d = run_or_find(args, "inflate", run)
+    rows, summary = bench.load(d)
+    draw(args, "inflate", plots, d, summary)
     return 1 if any(r.get("error") for r in rows) else 0
 
 
@@ -80,31 +92,25 @@ def run_replay_bench(args, name: str) -> int:
     import importlib
     bench = importlib.import_module(f"{name}.bench")
     plots = importlib.import_module(f"{name}.plots")
-    if args.action in ("bench", "bench-plot"):
+
+    def run() -> Path:
         only = args.candidates.split(",") if args.candidates else None
         from lib.replay import CANDIDATES
         if only and (bad := [c for c in only if c not in CANDIDATES]):
             sys.exit(f"run.py: unknown candidate(s) {', '.join(bad)}; known: {', '.join(CANDIDATES)}")
-        d = bench.run(find_hvmm(args.hvmm), str(args.out), args.short, only)
-    else:
-        d = Path(args.dir) if args.dir else newest(Path(args.out), name)
+        return bench.run(find_hvmm(args.hvmm), str(args.out), args.short, only)
+
+    d = run_or_find(args, name, run)
     summary = bench.load(d)
-    if args.action in ("plot", "bench-plot"):
-        for p in plots.draw(d, summary):
-            print(f"{name}: plot {p}")
+    draw(args, name, plots, d, summary)
     return 1 if summary["failed"] else 0
 
 
 def run_interference(args, kind: str) -> int:
     from interference import bench, plots
-    if args.action in ("bench", "bench-plot"):
-        d = bench.run(find_hvmm(args.hvmm), kind, str(args.out), args.short)
-    else:
-        d = Path(args.dir) if args.dir else newest(Path(args.out), kind)
+    d = run_or_find(args, kind, lambda: bench.run(find_hvmm(args.hvmm), kind, str(args.out), args.short))
     summary = bench.load(d)
-    if args.action in ("plot", "bench-plot"):
-        for p in plots.draw(d, summary):
-            print(f"{kind}: plot {p}")
+    draw(args, kind, plots, d, summary)
     return 1 if any(r.get("error") for r in summary["rows"]) else 0
 
 
