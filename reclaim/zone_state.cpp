@@ -197,6 +197,7 @@ ResizeResult ZoneState::shrink(uint64_t target) {
   parts.residency = Clock::now() - tr;
 
   std::unique_lock lk(mu_);
+  res.mutex_holds = 1;
   const uint64_t before = usable_locked();
   uint64_t usable = before;
   {
@@ -212,6 +213,7 @@ ResizeResult ZoneState::shrink(uint64_t target) {
       runs.flush_complete();
       let_installs_in();
       lk.lock();
+      ++res.mutex_holds;
       in_batch = 0;
       walk_start = Clock::now();
     };
@@ -250,6 +252,7 @@ ResizeResult ZoneState::grow(uint64_t target) {
   res.target_bytes = target;
   std::lock_guard one(resize_mu_);
   std::unique_lock lk(mu_);
+  res.mutex_holds = 1;
   const uint64_t before = usable_locked();
   uint64_t usable = before;
   uint64_t in_batch = 0;
@@ -258,6 +261,7 @@ ResizeResult ZoneState::grow(uint64_t target) {
       lk.unlock();
       let_installs_in();
       lk.lock();
+      ++res.mutex_holds;
       in_batch = 0;
     }
     if (table_.get(i) != HugeState::kHard) continue;

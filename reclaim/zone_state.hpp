@@ -67,6 +67,9 @@ struct ResizeResult {
   uint64_t moved_bytes = 0;   // hard-reclaimed (shrink) or returned (grow)
   bool reached = false;       // usable <= target (shrink) / >= target (grow)
   std::chrono::nanoseconds took{0};
+  // How many times the operation took the zone mutex: its batches. An install waits for at most
+  // one of them, so this count is the structural form of "installs never queue behind a resize".
+  uint64_t mutex_holds = 0;
   std::string note;           // why the target was not reached (empty when it was)
   std::optional<ShrinkParts> parts;  // shrink only
 };
@@ -128,6 +131,9 @@ class ZoneState {
   // number of frames whose state contradicts their child word.
   uint64_t audit() const;
 
+  static constexpr uint64_t kShrinkBatch = 256;  // frames a shrink examines per mutex hold
+  static constexpr uint64_t kGrowBatch = 512;    // frames a grow examines per mutex hold
+
  private:
   enum class Pass { kResident, kSoft, kUntouched };  // shrink's order of preference
   uint64_t usable_locked() const;
@@ -149,8 +155,6 @@ class ZoneState {
   // Between two batches of a long operation, with the mutex released: lets the installs that wait
   // for it take it first (bounded), so an install waits for at most one batch.
   void let_installs_in() const;
-  static constexpr uint64_t kShrinkBatch = 256;  // frames a shrink examines per mutex hold
-  static constexpr uint64_t kGrowBatch = 512;    // frames a grow examines per mutex hold
   InstallResult install_timed(uint64_t idx);  // install() without the latency record
 
   const GuestMemory& mem_;
