@@ -182,7 +182,7 @@ benchmarks (every mechanism side by side in one run; --short in brackets):
   ftq        FTQ work per 1 ms quantum under the same schedule [8 GiB, 40 s]
   all        every benchmark above, one after the other, then <out>/all/<timestamp>/index.md: each
              benchmark's status, wall time, plots and headline ratios beside the reference's
-             [each benchmark's --short; about 25 min here]
+             [each benchmark's --short: 20.8 min here on 2026-12-02]
 
 Exit status: 0 when every candidate ran, 1 when one failed (it is in the table as FAILED; with
 `all`, also when a benchmark stopped with an error).""")

@@ -270,14 +270,14 @@ def table(summary: dict) -> str:
              "Cells: median (min-max) over the kept iterations."]
     for variant, cands in summary["candidates"].items():
         mechs = list(cands)
-        w = 24
+        shown = [(label, [_cell(cands[m]["figures"].get(key), spec) for m in mechs])
+                 for label, key, spec in (TOUCHED_LINES if variant == "touched" else UNTOUCHED_LINES)
+                 if any(c["figures"].get(key) for c in cands.values())]
+        w = max([len(m) for m in mechs] + [len(x) for _, cells in shown for x in cells]) + 2
         lines.append("")
         lines.append(f"== {variant} ==" + (" (the reference's 'nofault': no touch, no allocation)" if variant == "untouched" else ""))
         lines.append(f"{'':28}" + "".join(f"{m:>{w}}" for m in mechs))
-        for label, key, spec in (TOUCHED_LINES if variant == "touched" else UNTOUCHED_LINES):
-            if all(not c["figures"].get(key) for c in cands.values()):
-                continue
-            lines.append(f"{label:28}" + "".join(f"{_cell(cands[m]['figures'].get(key), spec):>{w}}" for m in mechs))
+        lines += [f"{label:28}" + "".join(f"{x:>{w}}" for x in cells) for label, cells in shown]
         for m, c in cands.items():
             if c.get("over_hyperalloc"):
                 o = c["over_hyperalloc"]

@@ -25,6 +25,24 @@ def _link(index_dir: Path, target: Path) -> str:
     return os.path.relpath(Path(target).resolve(), Path(index_dir).resolve())
 
 
+def table_warnings(table: Path) -> list[str]:
+    """The lines of a benchmark's summary.txt that say its figures are to be doubted: WARNING lines
+    and the items under FLAGS: (inflate), so that the index does not show a ratio without them."""
+    if not table.exists():
+        return []
+    out, in_flags = [], False
+    for line in table.read_text().splitlines():
+        if line.startswith("WARNING"):
+            out.append(line)
+        elif line.startswith("FLAGS:"):
+            in_flags = True
+        elif in_flags and line.startswith("  "):
+            out.append(line.strip())
+        else:
+            in_flags = False
+    return out
+
+
 def render(index_dir: Path, outcomes: list[dict], meta: dict) -> str:
     """outcomes: per benchmark {benchmark, dir, plots, summary, failed, error, wall_s}; meta: command,
     date, revision, host, total wall time."""
@@ -58,7 +76,11 @@ def render(index_dir: Path, outcomes: list[dict], meta: dict) -> str:
             lines += [f"| {r['figure']} | {_num(r['hvmm'])} | {_num(r['reference'])} | {r.get('note', '')} |" for r in rows]
             lines.append("")
         if o.get("dir"):
-            lines += [f"Table: [{_link(index_dir, Path(o['dir']) / 'summary.txt')}]({_link(index_dir, Path(o['dir']) / 'summary.txt')})", ""]
+            table = Path(o["dir"]) / "summary.txt"
+            lines += [f"Table: [{_link(index_dir, table)}]({_link(index_dir, table)})", ""]
+            warnings = table_warnings(table)
+            if warnings:
+                lines += ["Warnings and flags from the table:", ""] + [f"- {w}" for w in warnings] + [""]
         for p in o.get("plots") or []:
             rel = _link(index_dir, p)
             lines += [f"![{Path(p).name}]({rel})", ""]

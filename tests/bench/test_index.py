@@ -53,6 +53,9 @@ class Index(unittest.TestCase):
             d.mkdir(parents=True)
             plot = d / f"{name}_plot.png"
             plot.write_bytes(b"png")
+            (d / "summary.txt").write_text({"compiling": "table\nWARNING: a guest fell up to 28.0 s behind the trace\n",
+                                            "inflate": "table\nFLAGS:\n  hyperalloc (touched): reuse1_over_first_touch: "
+                                                       "not resolved\nFAILED: virtio-mem (touched)\n"}.get(name, "table\n"))
             self.outcomes.append({"benchmark": name, "dir": d, "summary": summary, "plots": [plot], "failed": failed,
                                   "wall_s": 120.0})
         self.outcomes.append({"benchmark": "ftq", "error": "SystemExit: run.py: no hvmm binary found", "plots": [],
@@ -89,6 +92,12 @@ class Index(unittest.TestCase):
         self.assertIn("| compiling | FAILED: virtio-mem-auto | 2.0 min |", self.text)
         self.assertIn("**did not finish**: SystemExit: run.py: no hvmm binary found", self.text)
         self.assertIn("wall time: 25.0 min", self.text)
+
+    def test_warnings_and_flags_of_the_tables_are_repeated(self):
+        self.assertIn("- WARNING: a guest fell up to 28.0 s behind the trace", self.text)
+        self.assertIn("- hyperalloc (touched): reuse1_over_first_touch: not resolved", self.text)
+        self.assertNotIn("- FAILED: virtio-mem", self.text)  # said once, as the failed candidates
+        self.assertEqual(self.text.count("Warnings and flags from the table"), 2)
 
     def test_every_benchmark_has_headlines(self):
         for name, summary in (("inflate", INFLATE), ("compiling", COMPILING), ("multivm", MULTIVM), ("stream", STREAM),
