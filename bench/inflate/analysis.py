@@ -16,8 +16,8 @@ VARIANTS = ("touched", "untouched")
 DROPPED = 1  # the first iteration warms the machine and the guest's frames up: reported, not summarized
 
 # The reference's inflate (a 20 GiB VM shrunk by 18 GiB to 2 GiB, other hardware): shrink ms and grow ms
-# as the README quotes them ("Benchmarks"), and the first allocation after grow in GiB/s (the
-# reference's, as this module carried it before the README quoted the others). Context, not a target.
+# as the README quotes them ("Benchmarks"); the first allocation after grow in GiB/s is carried over
+# from this module's earlier version (neither the issue nor the README quotes it). Context, not a target.
 REFERENCE = {"hyperalloc": {"shrink_ms": 58, "grow_ms": 2.35, "reuse_gib_s": 3.9},
              "balloon-huge": {"shrink_ms": 147, "grow_ms": 61, "reuse_gib_s": 4.3},
              "virtio-mem": {"shrink_ms": 580, "grow_ms": 197, "reuse_gib_s": 4.2},
