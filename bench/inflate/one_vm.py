@@ -1,4 +1,6 @@
-"""One inflate run in one VM: touch N GiB, free it, shrink by N GiB, grow back, allocate N GiB again.
+"""One shrink in one VM, single-shot: touch N GiB, free it, shrink by N GiB, grow back, allocate N GiB
+again. bench/shrink_vs_floor.py uses it; the inflate benchmark itself follows the reference's
+schedule (schedule.py).
 
 The guest and the host take turns through `barrier` steps; every host action is timed by the VMM
 (elapsed_ms of the resize reply) and by this script (wall time around the request)."""
@@ -52,15 +54,3 @@ def run(hvmm: str, mechanism: str, n_gib: int, mem_gib: int, cpus: int) -> dict:
     rec["guest"] = guest_lines.parse(rec["guest_output"])
     return rec
 
-
-def first_touch(hvmm: str, n_gib: int, mem_gib: int, cpus: int) -> dict:
-    """A fresh VM without reclamation allocates N GiB in 4 KiB blocks once: the first-touch limit
-    for reuse (the same step as the reuse phase, on memory the VMM has never used)."""
-    rec = {"mechanism": "none", "n_gib": n_gib, "mem_gib": mem_gib, "cpus": cpus, "workload": f"alloc {n_gib}G"}
-    with Vm(hvmm, mem=f"{mem_gib}G", cpus=cpus, workload=f"alloc {n_gib}G", reclaim="none") as vm:
-        rec["cmd"] = vm.cmd
-        rec["exit_code"] = vm.wait(timeout=300)
-        rec["guest_output"] = vm.stdout()
-        rec["stderr"] = vm.stderr()
-    rec["guest"] = guest_lines.parse(rec["guest_output"])
-    return rec

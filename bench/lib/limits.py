@@ -15,12 +15,18 @@ def default_path(hvmm: str) -> Path:
     return build / "bench" / "limits" / "hvmm_limits"
 
 
-def measure(limits_bin: Path, gib: int, reps: int = 3) -> dict:
+def measure(limits_bin: Path, gib: int, reps: int = 3, probes: tuple[str, ...] | None = None,
+            steps_4k_mib: int | None = None) -> dict:
+    """hvmm_limits' JSON; `probes` picks some of its probes (default: all of them)."""
     if not limits_bin.exists():
         raise FileNotFoundError(f"{limits_bin} not found: build it with "
                                 f"`cmake --build <build> --target hvmm_limits`, or pass --limits PATH")
-    p = subprocess.run([str(limits_bin), "--gib", str(gib), "--reps", str(reps)], capture_output=True, text=True,
-                       timeout=600)
+    cmd = [str(limits_bin), "--gib", str(gib), "--reps", str(reps)]
+    if probes:
+        cmd += ["--probes", ",".join(probes)]
+    if steps_4k_mib:
+        cmd += ["--steps-4k-mib", str(steps_4k_mib)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
-        raise RuntimeError(f"{limits_bin} --gib {gib} failed ({p.returncode}): {p.stderr.strip()}")
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()}")
     return json.loads(p.stdout)

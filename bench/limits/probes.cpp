@@ -59,6 +59,20 @@ Dontneed probe_dontneed(uint64_t bytes, unsigned reps) {
   return r;
 }
 
+DontneedSteps probe_dontneed_steps(uint64_t bytes, uint64_t step, unsigned reps) {
+  DontneedSteps r;
+  for (unsigned i = 0; i < reps; i++) {
+    // A fresh mapping each time: after 4 KiB discards the range is mapped by page tables, and a
+    // second touch would fault 4 KiB pages instead of THP (a cheaper discard than the guest's).
+    ThpMapping m(bytes);
+    m.touch();
+    r.gib_s.push_back(bytes / kGiB / seconds([&] {
+      for (uint64_t off = 0; off < bytes; off += step) m.advise(off, step, MADV_DONTNEED, "MADV_DONTNEED (stepwise)");
+    }));
+  }
+  return r;
+}
+
 Populate probe_populate(uint64_t bytes, unsigned frames, unsigned reps) {
   Populate r;
   ThpMapping m(bytes);

@@ -1,4 +1,4 @@
-// The three host limits that bound HyperAlloc's shrink, install and reuse (ARCHITECTURE.md, "One frame's life").
+// The host limits that bound a shrink, an install and a reuse (ARCHITECTURE.md, "One frame's life").
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,13 @@ struct Dontneed {
   std::vector<double> gib_s;  // one per repetition: madvise(MADV_DONTNEED) of `bytes` touched memory
 };
 Dontneed probe_dontneed(uint64_t bytes, unsigned reps);
+
+struct DontneedSteps {
+  std::vector<double> gib_s;  // one per repetition: `bytes` of touched memory discarded `step` bytes per madvise
+};
+// One madvise(MADV_DONTNEED) per `step` bytes, as a VMM that discards frame by frame (2 MiB: a
+// HyperAlloc or huge-balloon shrink without merged runs) or page by page (4 KiB: a classic balloon).
+DontneedSteps probe_dontneed_steps(uint64_t bytes, uint64_t step, unsigned reps);
 
 struct Populate {
   std::vector<double> frame_us;  // MADV_POPULATE_WRITE of one discarded 2 MiB frame, each

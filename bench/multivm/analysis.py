@@ -95,3 +95,23 @@ def table(summary: dict) -> str:
     if summary["failed"]:
         lines.append(f"FAILED: {', '.join(summary['failed'])}")
     return "\n".join(lines)
+
+
+# The reference's multivm (issue 10, "Why": three staggered VMs building clang): the summed footprint's
+# saving against no reclamation.
+REFERENCE = {"saving_vs_none": {"hyperalloc": 0.42, "balloon-fpr-buddy": 0.16}}
+GOAL_SAVING = 0.45  # issue 10: HyperAlloc's summed footprint >= 45 % below no reclamation
+
+
+def headlines(summary: dict) -> list[dict]:
+    """The index's rows (bench/lib/index.py): each candidate's saving against none-llfree, per variant."""
+    rows = []
+    for r in summary["rows"]:
+        if r["candidate"] == "none-llfree":
+            continue
+        ref = REFERENCE["saving_vs_none"].get(r["candidate"]) if r["variant"] == "staggered" else None
+        rows.append({"figure": f"summed GiB·min saving vs none, {r['candidate']} ({r['variant']})",
+                     "hvmm": None if r.get("error") else r.get("saving_vs_none"), "reference": ref,
+                     "note": ("FAILED" if r.get("error") else
+                              f"goal >= {GOAL_SAVING}" if r["candidate"] == "hyperalloc" and r["variant"] == "staggered" else "")})
+    return rows
