@@ -24,6 +24,8 @@ def draw(d: Path, summary: dict) -> list[Path]:
     # Timeline: one panel per candidate, same axes, so that lines do not hide each other.
     fig, axes = plt.subplots(len(ok) or 1, 1, figsize=(10, 1.8 * max(1, len(ok)) + 0.8), sharex=True, sharey=True,
                              squeeze=False)
+    # One scale for every panel (shared y), tall enough for the highest bin of any candidate.
+    top = 1.05 * max((v * scale for r in ok for v in r["series"]), default=1.0) or 1.0
     for ax, r in zip(axes[:, 0], ok):
         xs = [(i + 0.5) * p["bin_s"] for i in range(len(r["series"]))]
         ax.plot(xs, [v * scale for v in r["series"]], color=COLORS.get(r["candidate"], "gray"), lw=1)
@@ -34,7 +36,7 @@ def draw(d: Path, summary: dict) -> list[Path]:
                            alpha=0.35, label=f"{what} to {rz[what]['size']}")
         ax.set_ylabel(unit)
         ax.set_title(r["candidate"] + ("" if rz.get("shrink") else " (never resized)"), fontsize=9, loc="left")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, top)
         if rz.get("shrink"):
             ax.legend(loc="lower right", fontsize=7)
     axes[-1, 0].set_xlabel("seconds since the workload started")

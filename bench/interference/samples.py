@@ -82,6 +82,7 @@ def figures(series: list[float], bin_s: float, window: tuple[float, float] | Non
     if window:
         before, during = sel(0, window[0]), sel(window[0], window[1])
         out["before_mean"] = sum(before) / len(before) if before else None
+        out["before_p1"] = percentile(before, 1) if before else None
         out["during_mean"] = sum(during) / len(during) if during else None
         out["during_p1"] = percentile(during, 1) if during else None
         out["during_min"] = min(during) if during else None

@@ -45,7 +45,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(2u, 14u * 1024))->capture_default_str();
   app.add_option("--probes", probes, "Probes to run, comma-separated: first-touch, dontneed, populate, guest-mapped, steps")
       ->delimiter(',')->check(CLI::IsMember(all_probes))->default_str("all of them");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {  // one line and status 2, as hvmm does for a bad command line
+    std::fprintf(stderr, "hvmm_limits: %s (see --help)\n", e.what());
+    return 2;
+  }
 
   const uint64_t bytes = uint64_t(gib) << 30;
   const auto wanted = [&](const char* name) { return std::find(probes.begin(), probes.end(), name) != probes.end(); };

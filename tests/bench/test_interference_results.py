@@ -93,9 +93,26 @@ class Summary(unittest.TestCase):
         self.assertAlmostEqual(rows["hyperalloc"]["time_lost_s"], 0.0, places=2)
         self.assertEqual(rows["hyperalloc"]["service_cpu_s"], 0.25)
         self.assertEqual(rows["virtio-mem"]["error"], "boom")
+        # Against the same VM before the shrink: the stall lowers balloon's window, not hyperalloc's.
+        self.assertAlmostEqual(rows["hyperalloc"]["window_vs_before"], 1.0, places=2)
+        self.assertLess(rows["balloon"]["window_p1_vs_before"], 0.5)
+        self.assertAlmostEqual(rows["baseline"]["window_vs_before"], 1.0, places=2)
         text = bench.table("stream", list(rows.values()))
         self.assertIn("virtio-mem    FAILED: boom", text)
         self.assertIn("hyperalloc", text)
+        heads = {h["figure"]: h for h in bench.headlines("stream", {"rows": list(rows.values())})}
+        own = heads["stream resize-window 1st percentile / same VM before the shrink, balloon"]
+        self.assertLess(own["hvmm"], 0.5)
+        self.assertIn("baseline's own: 1.000", own["note"])
+
+    def test_a_shrink_that_stops_short_is_a_result(self):
+        p = self.params("stream")
+        rec = record("virtio-mem", stream_output(12, 0.1), True)
+        rec["shrink"].update(reached=False, usable_bytes=5 << 29)
+        rows = bench.summarize("stream", [record("baseline", stream_output(12, 0.1), False), rec], p)
+        self.assertNotIn("error", rows[1])
+        self.assertAlmostEqual(rows[1]["shrink_stopped_at_gib"], 2.5)
+        self.assertIn("virtio-mem: the shrink to 2G stopped at 2.50 GiB usable", bench.table("stream", rows))
 
     def test_no_samples_is_a_failure(self):
         p = self.params("ftq")
