@@ -134,7 +134,9 @@ class Vm:
         answer = json.loads(text) if text else {}
         if status >= 300:
             err = answer.get("error", {}) if isinstance(answer, dict) else {}
-            return {"ok": False, "error": err.get("message", text), "code": err.get("code"), "http_status": status}
+            # A resize that moved memory before it stopped says where it is (error.resize: usable_bytes, ...).
+            return {**err.get("resize", {}), "ok": False, "error": err.get("message", text), "code": err.get("code"),
+                    "http_status": status}
         answer["ok"] = True
         return answer
 
