@@ -182,6 +182,7 @@ def summarize(rows: list[dict], params: dict, context: dict | None = None) -> di
                 c["error"] = "; ".join(errors) or "no kept iteration"
                 out["failed"].append(f"{mech} ({variant})")
             c["flags"] = _flags(mech, variant, kept, c["figures"])
+            c["all_from_reclaimed"] = not any(r.get("reclaimed_check") for r in kept)
             out["flags"] += [f"{mech} ({variant}): {f}" for f in c["flags"]]
             out["candidates"][variant][mech] = c
         h = out["candidates"][variant].get("hyperalloc")
@@ -191,7 +192,7 @@ def summarize(rows: list[dict], params: dict, context: dict | None = None) -> di
     t = out["candidates"].get("touched", {})
     if "hyperalloc" in t:
         out["goals"] = goals(t["hyperalloc"]["figures"])
-        if any("not every reused frame" in f for f in t["hyperalloc"]["flags"]):
+        if not t["hyperalloc"]["all_from_reclaimed"]:
             out["goals"]["reuse"]["met"] = False  # a reuse of memory the host still held proves nothing
     return out
 

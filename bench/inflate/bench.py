@@ -47,10 +47,10 @@ def _save(raw: Path, rec: dict) -> None:
 
 def run(hvmm: str, limits_bin: Path, out_base: str, short: bool) -> Path:
     p = params(short)
-    need = 2 * p["x_gib"] * analysis.GIB + analysis.GIB
-    if _available_bytes() < need:
+    need, available = 2 * p["x_gib"] * analysis.GIB + analysis.GIB, _available_bytes()
+    if available < need:
         sys.exit(f"inflate: needs {need / analysis.GIB:.0f} GiB available (a {p['mem_gib']} GiB VM reusing "
-                 f"{p['x_gib']} GiB beside a first-touch VM), MemAvailable is {_available_bytes() / analysis.GIB:.1f} GiB")
+                 f"{p['x_gib']} GiB beside a first-touch VM), MemAvailable is {available / analysis.GIB:.1f} GiB")
     d = results.result_dir("inflate", out_base)
     raw = d / "raw"
     raw.mkdir()

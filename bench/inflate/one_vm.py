@@ -6,7 +6,6 @@ The guest and the host take turns through `barrier` steps; every host action is 
 (elapsed_ms of the resize reply) and by this script (wall time around the request)."""
 from __future__ import annotations
 
-import time
 
 from lib import guest_lines
 from lib.vm import Vm, read_rss
@@ -22,12 +21,6 @@ def workload(n_gib: int) -> str:
             f"alloc {n_gib}G; verify; stats; barrier")
 
 
-def _timed_resize(vm: Vm, size: str) -> dict:
-    t0 = time.perf_counter()
-    r = vm.resize(size)
-    return {"elapsed_ms": r.get("elapsed_ms"), "wall_ms": (time.perf_counter() - t0) * 1e3, "reply": r}
-
-
 def run(hvmm: str, mechanism: str, n_gib: int, mem_gib: int, cpus: int) -> dict:
     """Returns the raw record of one VM (status snapshots, resize replies, guest lines, RSS samples)."""
     rec = {"mechanism": mechanism, "n_gib": n_gib, "mem_gib": mem_gib, "cpus": cpus, "workload": workload(n_gib)}
@@ -35,12 +28,12 @@ def run(hvmm: str, mechanism: str, n_gib: int, mem_gib: int, cpus: int) -> dict:
         rec["cmd"] = vm.cmd
         rec["status_touched"] = vm.wait_barrier(passed=0)
         rec["rss_before_shrink"] = read_rss(vm.proc.pid)
-        rec["shrink"] = _timed_resize(vm, f"{mem_gib - n_gib}G")
+        rec["shrink"] = vm.timed_resize(f"{mem_gib - n_gib}G", vm.rss.t0)
         rec["rss_after_shrink"] = read_rss(vm.proc.pid)
         rec["status_shrunk"] = vm.status()
         vm.cont()
         vm.wait_barrier(passed=1)
-        rec["grow"] = _timed_resize(vm, f"{mem_gib}G")
+        rec["grow"] = vm.timed_resize(f"{mem_gib}G", vm.rss.t0)
         rec["rss_after_grow"] = read_rss(vm.proc.pid)
         rec["status_grown"] = vm.status()
         vm.cont()

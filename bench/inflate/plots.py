@@ -92,10 +92,6 @@ def shrink_grow(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _reclaimed_ok(c: dict) -> bool:
-    return not any("not every reused frame" in f for f in c.get("flags", []))
-
-
 def reuse_label(mech: str, c: dict) -> str:
     """The x label of one mechanism in the reuse plot: installs per first / second reuse, and whether
     its reuse measured what the plot's title says (memory the host had taken back)."""
@@ -105,7 +101,7 @@ def reuse_label(mech: str, c: dict) -> str:
         text += f"\n{installs:.0f} / {analysis.fmt(analysis.med(f.get('reuse2_installs')), '.0f')} installs"
     elif installs == 0:
         text += "\n0 installs: NOT reclaimed memory"
-    if not _reclaimed_ok(c):
+    if not c["all_from_reclaimed"]:
         text += "\nhollow: NOT all from\nreclaimed memory"
     return text
 
@@ -117,7 +113,7 @@ def reuse(summary: dict, path: Path) -> None:
     labels = []
     for i, m in enumerate(mechs):
         c, f = cands[m], cands[m].get("figures", {})
-        ok = _reclaimed_ok(c)
+        ok = c["all_from_reclaimed"]
         col = COLORS.get(m, "gray")
         first = i == 0
         _point(a, i - 0.27, f.get("reuse1_gib_s"), 1, col, "o", ok, "first reuse" if first else None, 0)

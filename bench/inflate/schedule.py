@@ -49,14 +49,6 @@ def workload(variant: str, x_gib: int, iterations: int) -> str:
 FIRST_TOUCH_WORKLOAD = "barrier; alloc {x}G; free; barrier; alloc {x}G; free; barrier"
 
 
-def _resize(vm: Vm, size: str, t0: float) -> dict:
-    start = time.monotonic()
-    r = vm.resize(size)
-    end = time.monotonic()
-    return {"size": size, "elapsed_ms": r.get("elapsed_ms"), "wall_ms": (end - start) * 1e3,
-            "start_s": start - t0, "end_s": end - t0, "reply": r}
-
-
 def _floors(limits_bin, x_gib: int) -> dict:
     """The discard floors at this moment; an error is recorded, not raised (the VM's figures stand)."""
     try:
@@ -83,7 +75,7 @@ class _Iteration:
         Returns the first-touch VM, waiting at its first barrier."""
         vm, p, rec, t0 = self.vm, self.p, self.rec, self.vm.rss.t0
         self.rss("before_shrink")
-        rec["shrink"] = _resize(vm, f"{SHRUNK_GIB}G", t0)
+        rec["shrink"] = vm.timed_resize(f"{SHRUNK_GIB}G", t0)
         self.rss("after_shrink")
         rec["status"]["shrunk"] = vm.status()
         end_wait = time.monotonic() + wait_s
@@ -94,7 +86,7 @@ class _Iteration:
                                         workload=FIRST_TOUCH_WORKLOAD.format(x=p["x_gib"])))
             ft.wait_barrier(passed=0, timeout=120)
         time.sleep(max(0.0, end_wait - time.monotonic()))
-        rec["grow"] = _resize(vm, f"{p['mem_gib']}G", t0)
+        rec["grow"] = vm.timed_resize(f"{p['mem_gib']}G", t0)
         self.rss("after_grow")
         rec["status"]["grown"] = vm.status()
         return ft

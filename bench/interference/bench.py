@@ -51,18 +51,6 @@ def _wait_line(vm: Vm, needle: str, timeout: float) -> float:
     raise TimeoutError(f"no '{needle}' after {timeout:.0f} s")
 
 
-def _resize(vm: Vm, size: str, t_zero: float) -> dict:
-    """A resize that stops short (virtio-mem cannot unplug blocks the workload's arrays sit in) is a
-    result, recorded with the size it reached; a resize that did nothing at all is an error."""
-    t0 = time.monotonic()
-    r = vm.request({"cmd": "resize", "size": size})
-    t1 = time.monotonic()
-    if not r.get("ok") and r.get("usable_bytes") is None:
-        raise RuntimeError(f"resize to {size} failed: {r.get('error')}")
-    return {"size": size, "start_s": t0 - t_zero, "end_s": t1 - t_zero, "elapsed_ms": r.get("elapsed_ms"),
-            "reached": bool(r.get("ok")), "usable_bytes": r.get("usable_bytes"), "reply": r}
-
-
 def run_one(hvmm: str, kind: str, p: dict, name: str, reclaim: str, resized: bool) -> dict:
     rec = {"candidate": name, "reclaim": reclaim, "resized": resized}
     mem = f"{p['mem_gib']}G"
@@ -72,10 +60,11 @@ def run_one(hvmm: str, kind: str, p: dict, name: str, reclaim: str, resized: boo
         rec["rss_at_start"] = vm.rss.samples[-1][1] if vm.rss.samples else 0
         if resized:
             time.sleep(max(0.0, t_zero + p["shrink_at_s"] - time.monotonic()))
-            rec["shrink"] = _resize(vm, SHRUNK, t_zero)
+            # A shrink that stops short (virtio-mem cannot unplug the blocks the arrays sit in) is a result.
+            rec["shrink"] = vm.timed_resize(SHRUNK, t_zero, allow_short=True)
             rec["status_shrunk"] = vm.status()
             time.sleep(max(0.0, t_zero + p["grow_at_s"] - time.monotonic()))
-            rec["grow"] = _resize(vm, mem, t_zero)
+            rec["grow"] = vm.timed_resize(mem, t_zero)
         rec["status_end"] = vm.wait_barrier(passed=0, timeout=p["duration_s"] + 600)
         vm.cont()
         rec["exit_code"] = vm.wait(timeout=120)
@@ -179,8 +168,8 @@ def headlines(kind: str, summary: dict) -> list[dict]:
     return rows
 
 
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
+def _fmt(v, spec: str = ".3f") -> str:
+    return "-" if v is None else format(v, spec)
 
 
 def table(kind: str, rows: list[dict]) -> str:
@@ -192,18 +181,17 @@ def table(kind: str, rows: list[dict]) -> str:
              f"{'service vCPU':>13}",
              f"{'':<13} {unit:>9} {unit:>9} {unit:>19} {unit:>9} {'':>13} {'':>11} {'mean':>14} {'':>6} {'s':>10} "
              f"{'ms':>9} {'ms':>9} {'CPU s':>13}"]
-    f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
     for r in rows:
         if r.get("error"):
             lines.append(f"{r['candidate']:<13} FAILED: {r['error'][:150]}")
             continue
         lines.append(
             f"{r['candidate']:<13} {r['mean'] * scale:>9.2f} {r['p1'] * scale:>9.2f} "
-            f"{f(r.get('during_mean') and r['during_mean'] * scale, '.2f'):>19} "
-            f"{f(r.get('during_p1') and r['during_p1'] * scale, '.2f'):>9} {f(r.get('mean_vs_baseline'), '.3f'):>13} "
-            f"{f(r.get('p1_vs_baseline'), '.3f'):>11} {f(r.get('window_vs_before'), '.3f'):>14} "
-            f"{f(r.get('window_p1_vs_before'), '.3f'):>6} {f(r.get('time_lost_s'), '.2f'):>10} "
-            f"{f(r.get('shrink_ms'), '.1f'):>9} {f(r.get('grow_ms'), '.1f'):>9} {r['service_cpu_s']:>13.2f}")
+            f"{_fmt(r.get('during_mean') and r['during_mean'] * scale, '.2f'):>19} "
+            f"{_fmt(r.get('during_p1') and r['during_p1'] * scale, '.2f'):>9} {_fmt(r.get('mean_vs_baseline'), '.3f'):>13} "
+            f"{_fmt(r.get('p1_vs_baseline'), '.3f'):>11} {_fmt(r.get('window_vs_before'), '.3f'):>14} "
+            f"{_fmt(r.get('window_p1_vs_before'), '.3f'):>6} {_fmt(r.get('time_lost_s'), '.2f'):>10} "
+            f"{_fmt(r.get('shrink_ms'), '.1f'):>9} {_fmt(r.get('grow_ms'), '.1f'):>9} {r['service_cpu_s']:>13.2f}")
     stopped = [r for r in rows if r.get("shrink_stopped_at_gib")]
     lines += [f"{r['candidate']}: the shrink to {SHRUNK} stopped at {r['shrink_stopped_at_gib']:.2f} GiB usable "
               "(memory in use where it can unplug)" for r in stopped]

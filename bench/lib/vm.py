@@ -143,11 +143,23 @@ class Vm:
     def status(self) -> dict:
         return self.request({"cmd": "status"})
 
-    def resize(self, size) -> dict:
+    def resize(self, size, allow_short: bool = False) -> dict:
+        """The resize reply; raises when it failed. With `allow_short`, a resize that moved memory and
+        then stopped short of the target (its reply carries usable_bytes) is returned, with ok false."""
         r = self.request({"cmd": "resize", "size": size})
-        if not r.get("ok"):
+        if not r.get("ok") and not (allow_short and r.get("usable_bytes") is not None):
             raise RuntimeError(f"resize to {size} failed: {r.get('error')}")
         return r
+
+    def timed_resize(self, size, t0: float, allow_short: bool = False) -> dict:
+        """resize(), timed by the VMM (elapsed_ms) and by this script (wall_ms; start_s and end_s on
+        the monotonic clock, seconds after `t0`), with whether it reached the target and where it is."""
+        start = time.monotonic()
+        r = self.resize(size, allow_short)
+        end = time.monotonic()
+        return {"size": size, "elapsed_ms": r.get("elapsed_ms"), "wall_ms": (end - start) * 1e3,
+                "start_s": start - t0, "end_s": end - t0, "reached": bool(r.get("ok")),
+                "usable_bytes": r.get("usable_bytes"), "reply": r}
 
     def wait_barrier(self, passed: int | None = None, timeout: float = 600) -> dict:
         """Blocks until the guest sits in a `barrier` step; returns that status. With `passed`, only the
