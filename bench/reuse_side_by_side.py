@@ -22,7 +22,6 @@ process freeing 5 GiB does it to an idle VM too): without a wait, both VMs measu
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -34,24 +33,19 @@ from lib.vm import Vm  # noqa: E402
 
 VARIANTS = ("reuse", "no-populate", "control")
 PCT = "90%"
+FIRST_TOUCH = f"barrier; alloc {PCT}; barrier"
+REUSE = f"alloc {PCT}; free; barrier; barrier; alloc {PCT}; stats; barrier"
 
 
 def start_b(hvmm: str, mem_gib: int, cpus: int, variant: str) -> Vm:
     if variant == "control":
-        return Vm(hvmm, mem=f"{mem_gib}G", cpus=cpus, reclaim="none", workload=f"barrier; alloc {PCT}; barrier")
-    workload = f"alloc {PCT}; free; barrier; barrier; alloc {PCT}; stats; barrier"
-    if variant == "reuse":
-        return Vm(hvmm, mem=f"{mem_gib}G", cpus=cpus, workload=workload)
-    # Popen copies the environment at start: set the seam for B alone.
-    os.environ["HVMM_FAULT_INJECT"] = "populate=EFAULT,every=1"
-    try:
-        return Vm(hvmm, mem=f"{mem_gib}G", cpus=cpus, workload=workload)
-    finally:
-        del os.environ["HVMM_FAULT_INJECT"]
+        return Vm(hvmm, mem=f"{mem_gib}G", cpus=cpus, reclaim="none", workload=FIRST_TOUCH)
+    seam = {"HVMM_FAULT_INJECT": "populate=EFAULT,every=1"} if variant == "no-populate" else None
+    return Vm(hvmm, mem=f"{mem_gib}G", cpus=cpus, workload=REUSE, env=seam)
 
 
 def one(hvmm: str, mem_gib: int, cpus: int, variant: str, settle: float) -> dict:
-    touch = Vm(hvmm, mem=f"{mem_gib}G", cpus=cpus, reclaim="none", workload=f"barrier; alloc {PCT}; barrier")
+    touch = Vm(hvmm, mem=f"{mem_gib}G", cpus=cpus, reclaim="none", workload=FIRST_TOUCH)
     shrink = grow = st = None
     try:
         b = start_b(hvmm, mem_gib, cpus, variant)

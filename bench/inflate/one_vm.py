@@ -6,7 +6,6 @@ The guest and the host take turns through `barrier` steps; every host action is 
 (elapsed_ms of the resize reply) and by this script (wall time around the request)."""
 from __future__ import annotations
 
-
 from lib import guest_lines
 from lib.vm import Vm, read_rss
 

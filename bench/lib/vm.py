@@ -92,7 +92,9 @@ class Vm:
     """`with Vm(hvmm, mem="16G", workload="...") as vm:` — starts hvmm with an API socket."""
 
     def __init__(self, hvmm: str, mem: str = "16G", cpus: int = 2, workload: str = "", reclaim: str = "hyperalloc",
-                 auto_reclaim: str | None = None, extra: list[str] | None = None, sample_period: float = 0.1):
+                 auto_reclaim: str | None = None, extra: list[str] | None = None, sample_period: float = 0.1,
+                 env: dict[str, str] | None = None):
+        """`env`: variables added to this VM's environment (for example the HVMM_FAULT_INJECT test seam)."""
         self.dir = tempfile.TemporaryDirectory(prefix="hvmm-bench-")
         self.sock = os.path.join(self.dir.name, "api.sock")
         cmd = [hvmm, "run", "--mem", mem, "--cpus", str(cpus), "--reclaim", reclaim, "--api-sock", self.sock,
@@ -106,7 +108,8 @@ class Vm:
         self.out_path = Path(self.dir.name) / "stdout"
         self.err_path = Path(self.dir.name) / "stderr"
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True,
+                                         env={**os.environ, **env} if env else None)
         self.rss = RssSampler(self.proc.pid, sample_period)
         self.rss.start()
         try:

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "abi/exit_status.hpp"
 #include "bench/limits/guest_mapped.hpp"
 #include "bench/limits/probes.hpp"
 #include "bench/limits/thp_mapping.hpp"
@@ -51,7 +52,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {  // one line and status 2, as hvmm does for a bad command line
     std::fprintf(stderr, "hvmm_limits: %s (see --help)\n", e.what());
-    return 2;
+    return hvmm::exit_status::kUsage;
   }
 
   const uint64_t bytes = uint64_t(gib) << 30;
